@@ -1,0 +1,66 @@
+"""``sparsegraph audit MODEL [MASKS]``: direct vs effective density of a mask."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_model_args, load_network, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="direct vs effective density, dead units and layer collapse of a mask",
+        description="Audit a mask for dead connections: a kept weight is effective when it lies "
+        "on an input-output path of the linearised masked network (Vysogorets & Kempe).",
+    )
+    add_model_args(p)
+    p.add_argument(
+        "masks",
+        metavar="MASKS",
+        nargs="?",
+        help="mask file: .safetensors, .npz or a torch file (read with weights_only=True); "
+        "layers without a key are dense; omitted: the dense network",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--spectral", action="store_true",
+                   help="add the Ramanujan spectral metrics of each layer")
+    p.add_argument("--plot", metavar="PNG", help="write per-layer direct vs effective density bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..audit import audit
+
+    _, _, net = load_network(args)
+    if args.masks is None:
+        masks = {}
+    else:
+        from ..maskfile import load_masks
+
+        masks = load_masks(args.masks, net=net)
+    report = audit(net, masks)
+    spectral = None
+    if args.spectral:
+        from ..spectral import spectral as spectral_metrics
+
+        spectral = spectral_metrics(net, masks, progress=not args.json)
+    if args.plot:
+        from ..plots import plot_audit
+
+        plot_audit(report, args.plot)
+    if args.json:
+        data = report.to_dict()
+        if spectral is not None:
+            data["spectral"] = spectral.to_dict()
+        print_json(data)
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    console.print(report)
+    if spectral is not None:
+        console.print(spectral)
+    if args.plot:
+        console.print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,62 @@
+"""Arguments and helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..errors import ModelSpecError
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """Add MODEL and ``--input-shape`` to a sub-command."""
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a built-in name (see `sparsegraph models`), path/to/file.py:factory or "
+        "package.module:factory",
+    )
+    parser.add_argument(
+        "--input-shape",
+        metavar="SHAPE",
+        default=None,
+        help="example input shape with batch, e.g. 1,3,32,32 (built-in models know theirs)",
+    )
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """``"1,3,32,32"`` (or ``1x3x32x32``) -> ``(1, 3, 32, 32)``."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise ModelSpecError(f"--input-shape: expected positive integers like 1,3,32,32, got {text!r}")
+    return shape
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """``"a,b"`` -> ``["a", "b"]``; None stays None."""
+    if text is None:
+        return None
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def load_network(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Build the model named by ``args.model`` and trace it: ``(model, example_input, net)``."""
+    from ..models import resolve_model
+    from ..trace import trace
+
+    model, example = resolve_model(args.model, parse_shape(getattr(args, "input_shape", None)))
+    net = trace(model, example, name=args.model)
+    return model, example, net
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout (infinities as the string "inf")."""
+    json.dump(data, sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
