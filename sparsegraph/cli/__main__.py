@@ -1,0 +1,7 @@
+"""``python -m sparsegraph.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

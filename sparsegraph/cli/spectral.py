@@ -1,0 +1,83 @@
+"""``sparsegraph spectral MODEL [MASKS]``: Ramanujan spectral metrics of a mask's layer graphs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_model_args, load_network, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "spectral",
+        help="Ramanujan spectral bounds, IMDB and NaRC of each layer graph of a mask",
+        description="Per-layer spectral metrics of the mask's bipartite layer graphs in the "
+        "convention of Hoang et al. (ICLR 2023): lambda1, mu_hat, the Ramanujan gaps delta_s "
+        "and delta_r, IMDB and NaRC; layers with mean degree below 3 have no scores.",
+    )
+    add_model_args(p)
+    p.add_argument(
+        "masks",
+        metavar="MASKS",
+        nargs="?",
+        help="mask file (.safetensors, .npz or a torch file); layers without a key are dense; "
+        "omitted: the dense network",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-imdb", action="store_true", help="skip IMDB (the slowest metric)")
+    p.add_argument(
+        "--weighted",
+        action="store_true",
+        help="add weighted_gap (sigma1 - sigma2 of |W * M|) using the model's own weights",
+    )
+    p.add_argument(
+        "--paths",
+        action="store_true",
+        help="add log10 input-output path counts, each layer's share and the channel min cut",
+    )
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..spectral import spectral
+
+    model, _, net = load_network(args)
+    if args.masks is None:
+        masks: dict = {}
+    else:
+        from ..maskfile import load_masks
+
+        masks = load_masks(args.masks, net=net)
+    weights = None
+    if args.weighted:
+        params = dict(model.named_parameters())
+        weights = {name: params[name] for name in net.names if name in params}
+    # a bar on long runs only: big models, interactive terminal, not while writing JSON
+    progress = (not args.no_progress and not args.json and sys.stderr.isatty()
+                and net.params > 2_000_000)
+    report = spectral(net, masks, weights=weights, progress=progress, imdb=not args.no_imdb)
+    paths = None
+    if args.paths:
+        from ..paths import path_metrics
+
+        paths = path_metrics(net, masks)
+    if args.json:
+        data = report.to_dict()
+        if paths is not None:
+            data["paths"] = paths.to_dict()
+        print_json(data)
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    console.print(report)
+    if paths is not None:
+        cut = paths.min_cut
+        console.print(
+            f"paths: log10 = {paths.log10_paths:.4g}"
+            f"{' (collapsed)' if paths.collapsed else ''}, channel min cut = {cut:g} "
+            f"of {paths.channel_edges} channel edges"
+        )
+    return 0
