@@ -1,0 +1,66 @@
+"""``sparsegraph models``: list the built-in architectures."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import print_json
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``models`` sub-command."""
+    parser = subparsers.add_parser(
+        "models",
+        help="list the built-in architectures",
+        description="List the built-in architectures a MODEL argument can name, with their "
+        "parameter counts and default input shapes.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=run)
+
+
+def model_table() -> list[dict[str, Any]]:
+    """One record per built-in model: name, input shape, classes, parameters, prunable
+    parameters (Conv2d/Linear weights) and description. Built on the meta device (no memory,
+    no initialisation)."""
+    import torch
+
+    from ..models import MODELS, prunable_params
+
+    rows = []
+    for name, spec in MODELS.items():
+        with torch.device("meta"):
+            model = spec.factory(num_classes=spec.num_classes)
+        rows.append(
+            {
+                "name": name,
+                "input_shape": list(spec.input_shape),
+                "num_classes": spec.num_classes,
+                "params": sum(p.numel() for p in model.parameters()),
+                "prunable_params": prunable_params(model),
+                "description": spec.description,
+            }
+        )
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the registry as a rich table or JSON."""
+    rows = model_table()
+    if args.json:
+        print_json(rows)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Built-in models")
+    for col, justify in (("name", "left"), ("input", "left"), ("classes", "right"),
+                         ("params", "right"), ("prunable", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    table.add_column("description", min_width=20)
+    for r in rows:
+        table.add_row(r["name"], "x".join(map(str, r["input_shape"])), str(r["num_classes"]),
+                      f"{r['params']:,}", f"{r['prunable_params']:,}", r["description"])
+    Console().print(table)
+    return 0

@@ -1,0 +1,598 @@
+"""Built-in architectures and the resolution of a MODEL argument.
+
+The networks the pruning-at-initialization literature measures on, written here in plain
+PyTorch (no torchvision): ``nn.Conv2d(bias=False)`` before BatchNorm, ``nn.Linear``, residual
+``out + identity`` in ``forward`` and ``torch.flatten(x, 1)``, so :func:`sparsegraph.trace` reads
+them directly. Parameter names follow torchvision where it has an analogue (``conv1.weight``,
+``layer1.0.conv1.weight``, ``layer1.0.downsample.0.weight``, ``fc.weight``; VGG's
+``features.N.weight`` and ``classifier.weight``), so masks made for a torchvision model and for
+the built-in one share their keys.
+
+========================  =========  ===========  =========================================
+name                      input      classes      architecture
+========================  =========  ===========  =========================================
+``lenet300``              1x28x28    10           MLP 784-300-100-10
+``lenet5``                1x28x28    10           conv 6@5x5 (pad 2), pool, conv 16@5x5,
+                                                  pool, fc 120-84-10
+``vgg11/16/19``           3x32x32    10           CIFAR VGG with BatchNorm, one linear 512->10
+``resnet18``, ``resnet50``  3x224x224  1000       torchvision's ImageNet ResNets
+``resnet18_cifar``        3x32x32    10           ResNet-18 with a 3x3 stride-1 stem, no max-pool
+``resnet20``, ``resnet32``  3x32x32  10           He et al.'s CIFAR ResNets, 1x1 conv shortcuts
+========================  =========  ===========  =========================================
+
+The ImageNet ResNets match torchvision's parameter counts exactly (11,689,512 and 25,557,032).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ModelSpecError
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "resolve_model", "prunable_params"]
+
+
+# ---------------------------------------------------------------------------------------------
+# LeNets
+# ---------------------------------------------------------------------------------------------
+
+
+class LeNet300(nn.Module):
+    """LeNet-300-100: a 784-300-100-10 MLP with ReLU (LeCun et al. 1998)."""
+
+    def __init__(self, num_classes: int = 10, in_features: int = 784) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, 300)
+        self.fc2 = nn.Linear(300, 100)
+        self.fc3 = nn.Linear(100, num_classes)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        x = self.relu(self.fc1(x))
+        x = self.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 for 28x28 inputs: conv 6@5x5 (padding 2), max-pool, conv 16@5x5, max-pool,
+    fc 400-120-84-classes, ReLU activations."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.pool = nn.MaxPool2d(2)
+        self.relu = nn.ReLU()
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.relu(self.conv1(x)))
+        x = self.pool(self.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = self.relu(self.fc1(x))
+        x = self.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR VGG
+# ---------------------------------------------------------------------------------------------
+
+VGG_CONFIGS: dict[str, tuple[int | str, ...]] = {
+    "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"),
+}
+
+
+class VGG(nn.Module):
+    """CIFAR-style VGG: 3x3 convolutions (padding 1) with BatchNorm and ReLU, 2x2 max-pools,
+    and one linear classifier 512 -> classes (as in the SNIP / GraSP / SynFlow experiments)."""
+
+    def __init__(self, config: Sequence[int | str], num_classes: int = 10,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for item in config:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                width = int(item)
+                layers += [
+                    nn.Conv2d(channels, width, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(),
+                ]
+                channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# ResNets
+# ---------------------------------------------------------------------------------------------
+
+
+def _conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with BatchNorm; a 1x1 convolution + BatchNorm shortcut when the
+    shape changes."""
+
+    expansion = 1
+
+    def __init__(self, c_in: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        c_out = width * self.expansion
+        self.conv1 = _conv3x3(c_in, width, stride)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU()
+        self.conv2 = _conv3x3(width, c_out)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (carrying the stride, torchvision's "v1.5"), 1x1 expand by 4, with
+    BatchNorm; a 1x1 convolution + BatchNorm shortcut when the shape changes."""
+
+    expansion = 4
+
+    def __init__(self, c_in: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        c_out = width * self.expansion
+        self.conv1 = _conv1x1(c_in, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = _conv3x3(width, width, stride)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = _conv1x1(width, c_out)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        self.relu = nn.ReLU()
+        self.downsample: nn.Module | None = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """A ResNet of ``blocks`` per stage and ``widths`` per stage.
+
+    ``stem="imagenet"``: 7x7 stride-2 convolution and 3x3 stride-2 max-pool (torchvision);
+    ``stem="cifar"``: one 3x3 stride-1 convolution, no max-pool. Stage ``i > 0`` starts with
+    stride 2. Global average pooling and one linear layer ``fc`` end the network.
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        blocks: Sequence[int],
+        widths: Sequence[int],
+        *,
+        num_classes: int = 1000,
+        stem: str = "imagenet",
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        stem_width = widths[0]
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_channels, stem_width, kernel_size=7, stride=2, padding=3,
+                                   bias=False)
+        elif stem == "cifar":
+            self.conv1 = _conv3x3(in_channels, stem_width)
+        else:  # pragma: no cover - internal
+            raise ValueError(f"unknown stem {stem!r}")
+        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.relu = nn.ReLU()
+        self.maxpool: nn.Module | None = (
+            nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else None
+        )
+        channels = stem_width
+        for i, (n, width) in enumerate(zip(blocks, widths, strict=True)):
+            stage: list[nn.Module] = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                stage.append(block(channels, width, stride))
+                channels = width * block.expansion
+            self.add_module(f"layer{i + 1}", nn.Sequential(*stage))
+        self.num_stages = len(blocks)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        if self.maxpool is not None:
+            x = self.maxpool(x)
+        for i in range(self.num_stages):
+            x = getattr(self, f"layer{i + 1}")(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.fc(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A built-in architecture.
+
+    Attributes
+    ----------
+    factory : callable
+        ``factory(num_classes=...) -> nn.Module``.
+    input_shape : tuple of int
+        The default example input shape, batch dimension (1) included.
+    num_classes : int
+        The default number of classes.
+    description : str
+        One line for ``sparsegraph models``.
+    """
+
+    factory: Callable[..., nn.Module]
+    input_shape: tuple[int, ...]
+    num_classes: int
+    description: str
+
+
+def _lenet300(num_classes: int = 10) -> nn.Module:
+    return LeNet300(num_classes)
+
+
+def _lenet5(num_classes: int = 10) -> nn.Module:
+    return LeNet5(num_classes)
+
+
+def _vgg(name: str) -> Callable[..., nn.Module]:
+    def factory(num_classes: int = 10) -> nn.Module:
+        return VGG(VGG_CONFIGS[name], num_classes)
+
+    factory.__name__ = name
+    return factory
+
+
+def _resnet18(num_classes: int = 1000) -> nn.Module:
+    return ResNet(BasicBlock, (2, 2, 2, 2), (64, 128, 256, 512), num_classes=num_classes)
+
+
+def _resnet50(num_classes: int = 1000) -> nn.Module:
+    return ResNet(Bottleneck, (3, 4, 6, 3), (64, 128, 256, 512), num_classes=num_classes)
+
+
+def _resnet18_cifar(num_classes: int = 10) -> nn.Module:
+    return ResNet(BasicBlock, (2, 2, 2, 2), (64, 128, 256, 512), num_classes=num_classes,
+                  stem="cifar")
+
+
+def _cifar_resnet(depth: int) -> Callable[..., nn.Module]:
+    n = (depth - 2) // 6
+
+    def factory(num_classes: int = 10) -> nn.Module:
+        return ResNet(BasicBlock, (n, n, n), (16, 32, 64), num_classes=num_classes, stem="cifar")
+
+    factory.__name__ = f"resnet{depth}"
+    return factory
+
+
+MODELS: dict[str, ModelSpec] = {
+    "lenet300": ModelSpec(_lenet300, (1, 1, 28, 28), 10, "LeNet-300-100 MLP (784-300-100-10)"),
+    "lenet5": ModelSpec(_lenet5, (1, 1, 28, 28), 10,
+                        "LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120-84-10"),
+    "vgg11": ModelSpec(_vgg("vgg11"), (1, 3, 32, 32), 10,
+                       "CIFAR VGG-11 with BatchNorm, linear classifier 512->10"),
+    "vgg16": ModelSpec(_vgg("vgg16"), (1, 3, 32, 32), 10,
+                       "CIFAR VGG-16 with BatchNorm, linear classifier 512->10"),
+    "vgg19": ModelSpec(_vgg("vgg19"), (1, 3, 32, 32), 10,
+                       "CIFAR VGG-19 with BatchNorm, linear classifier 512->10"),
+    "resnet18": ModelSpec(_resnet18, (1, 3, 224, 224), 1000,
+                          "ImageNet ResNet-18 (torchvision layout)"),
+    "resnet50": ModelSpec(_resnet50, (1, 3, 224, 224), 1000,
+                          "ImageNet ResNet-50 (torchvision layout, stride on the 3x3)"),
+    "resnet18_cifar": ModelSpec(_resnet18_cifar, (1, 3, 32, 32), 10,
+                                "ResNet-18 with a CIFAR stem (3x3 stride 1, no max-pool)"),
+    "resnet20": ModelSpec(_cifar_resnet(20), (1, 3, 32, 32), 10,
+                          "CIFAR ResNet-20 (He et al. 2016), 1x1 conv shortcuts"),
+    "resnet32": ModelSpec(_cifar_resnet(32), (1, 3, 32, 32), 10,
+                          "CIFAR ResNet-32 (He et al. 2016), 1x1 conv shortcuts"),
+}
+
+
+def _unknown_model(name: str) -> ModelSpecError:
+    close = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return ModelSpecError(
+        f"unknown model {name!r}{hint} Built-in models: {', '.join(MODELS)}; "
+        "or give path/to/file.py:factory or package.module:factory"
+    )
+
+
+def build_model(
+    name: str, *, num_classes: int | None = None, seed: int = 0
+) -> tuple[nn.Module, torch.Tensor]:
+    """Build a built-in architecture with a deterministic initialisation.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`MODELS`, e.g. ``"resnet20"``.
+    num_classes : int, optional
+        Output classes; the architecture's default (10 or 1000) when None.
+    seed : int, default 0
+        Seed of the initialisation. The global torch RNG is forked, so its state is untouched.
+
+    Returns
+    -------
+    model : nn.Module
+        The model, in eval mode.
+    example_input : torch.Tensor
+        Zeros of the default input shape (batch 1), float32.
+
+    Raises
+    ------
+    ModelSpecError
+        If ``name`` is not a built-in model (the message lists the known names and the closest
+        match), or ``num_classes`` is not a positive integer.
+
+    Examples
+    --------
+    >>> from sparsegraph.models import build_model
+    >>> model, x = build_model("lenet300")
+    >>> tuple(x.shape), tuple(model(x).shape)
+    ((1, 1, 28, 28), (1, 10))
+    >>> build_model("resnet2O")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.ModelSpecError: unknown model 'resnet2O'; did you mean ...'resnet20'...
+    """
+    spec = MODELS.get(name)
+    if spec is None:
+        raise _unknown_model(str(name))
+    classes = spec.num_classes if num_classes is None else num_classes
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes <= 0:
+        raise ModelSpecError(f"num_classes: expected a positive integer, got {num_classes!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = spec.factory(num_classes=classes)
+    model.eval()
+    return model, torch.zeros(spec.input_shape)
+
+
+def prunable_params(model: nn.Module) -> int:
+    """Number of Conv2d / Linear weights of ``model`` (the default prunable parameters).
+
+    Examples
+    --------
+    >>> from sparsegraph.models import build_model, prunable_params
+    >>> prunable_params(build_model("lenet300")[0])
+    266200
+    """
+    return sum(
+        m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# MODEL arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_file_module(path_text: str) -> Any:
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise ModelSpecError(f"model file {path_text!r} does not exist")
+    mod_name = f"_sparsegraph_user_model_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ModelSpecError(f"model file {path_text!r} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    # let the file import its neighbours
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is a bad MODEL
+        sys.modules.pop(mod_name, None)
+        raise ModelSpecError(
+            f"importing model file {path_text!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        try:
+            sys.path.remove(str(path.resolve().parent))
+        except ValueError:  # pragma: no cover - the module removed it itself
+            pass
+    return module
+
+
+def _import_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            raise ModelSpecError(
+                f"cannot import module {name!r}: no module named {exc.name!r} (is it installed "
+                "or on PYTHONPATH? for a file, give path/to/file.py:factory)"
+            ) from exc
+        raise ModelSpecError(f"importing module {name!r} failed: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any import-time failure is a bad MODEL
+        raise ModelSpecError(
+            f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _looks_like_file(text: str) -> bool:
+    return text.endswith(".py") or os.sep in text or "/" in text or Path(text).is_file()
+
+
+def _shape_of(value: Any, where: str) -> tuple[int, ...] | torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        shape = tuple(int(s) for s in value)
+    except (TypeError, ValueError):
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise ModelSpecError(
+            f"{where}: expected a tensor or a shape of positive integers, got {value!r}"
+        )
+    return shape
+
+
+def _declared_input(*objects: Any) -> tuple[int, ...] | torch.Tensor | None:
+    for obj in objects:
+        for attr in ("example_input", "input_shape"):
+            value = getattr(obj, attr, None)
+            if value is not None and not isinstance(value, nn.Module):
+                return _shape_of(value, f"{attr} of {getattr(obj, '__name__', type(obj).__name__)}")
+    return None
+
+
+def resolve_model(
+    spec: str, input_shape: Sequence[int] | None = None
+) -> tuple[nn.Module, torch.Tensor]:
+    """Turn a MODEL argument into a model and an example input.
+
+    Parameters
+    ----------
+    spec : str
+        A built-in name (:data:`MODELS`), ``path/to/file.py:factory`` or
+        ``package.module:factory``. ``factory`` (a dotted attribute path is allowed) is either a
+        callable taking no arguments that returns an ``nn.Module`` (or a ``(module, example)``
+        pair), or an ``nn.Module`` instance.
+    input_shape : sequence of int, optional
+        Example input shape, batch dimension included.
+
+    Returns
+    -------
+    model : nn.Module
+        In eval mode.
+    example_input : torch.Tensor
+        ``zeros(input_shape)`` when ``input_shape`` is given; else the factory's (then the
+        model's) attribute ``example_input`` (a tensor or shape) or ``input_shape``; else the
+        tensor a factory returned with the model; else the built-in default.
+
+    Raises
+    ------
+    ModelSpecError
+        For an unknown built-in name, a missing file, an import error, a missing attribute, a
+        factory that raises or does not return an ``nn.Module``, and a user model whose input
+        shape is unknown (pass ``--input-shape``). One error, naming the problem.
+
+    Examples
+    --------
+    >>> from sparsegraph.models import resolve_model
+    >>> model, x = resolve_model("lenet5", input_shape=(2, 1, 28, 28))
+    >>> tuple(model(x).shape)
+    (2, 10)
+    >>> resolve_model("no/such/file.py:make")
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.ModelSpecError: model file 'no/such/file.py' does not exist
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ModelSpecError(f"MODEL: expected a built-in name or module:factory, got {spec!r}")
+    spec = spec.strip()
+    shape: tuple[int, ...] | torch.Tensor | None = None
+    if input_shape is not None:
+        shape = _shape_of(input_shape, "input_shape")
+    if spec in MODELS:
+        model, example = build_model(spec)
+        if shape is None:
+            return model, example
+    else:
+        if ":" not in spec or spec.endswith(":"):
+            if ":" not in spec and _looks_like_file(spec):
+                raise ModelSpecError(
+                    f"MODEL {spec!r}: name the factory too, as {spec}:factory"
+                )
+            raise _unknown_model(spec)
+        where, attr_path = spec.rsplit(":", 1)
+        module = _load_file_module(where) if _looks_like_file(where) else _import_module(where)
+        obj: Any = module
+        for part in attr_path.split("."):
+            if not hasattr(obj, part):
+                names = [n for n in dir(obj) if not n.startswith("_")]
+                close = difflib.get_close_matches(part, names, n=3, cutoff=0.5)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ModelSpecError(f"{where!r} has no attribute {attr_path!r}{hint}")
+            obj = getattr(obj, part)
+        factory = obj
+        returned_example: torch.Tensor | None = None
+        if isinstance(factory, nn.Module):
+            model = factory
+        elif callable(factory):
+            try:
+                result = factory()
+            except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
+                raise ModelSpecError(
+                    f"model factory {spec!r} raised {type(exc).__name__}: {exc}"
+                ) from exc
+            if (isinstance(result, tuple) and len(result) == 2
+                    and isinstance(result[0], nn.Module)
+                    and isinstance(result[1], torch.Tensor)):
+                result, returned_example = result
+            if not isinstance(result, nn.Module):
+                raise ModelSpecError(
+                    f"model factory {spec!r} returned {type(result).__name__}, expected a "
+                    "torch.nn.Module"
+                )
+            model = result
+        else:
+            raise ModelSpecError(
+                f"{spec!r} is a {type(factory).__name__}, expected a torch.nn.Module or a "
+                "callable returning one"
+            )
+        if shape is None:
+            shape = _declared_input(factory, model)
+        if shape is None and returned_example is not None:
+            shape = returned_example
+        if shape is None:
+            raise ModelSpecError(
+                f"model {spec!r}: the input shape is unknown; pass --input-shape (e.g. "
+                "1,3,32,32) or give the factory an input_shape attribute"
+            )
+        model.eval()
+    example = shape if isinstance(shape, torch.Tensor) else torch.zeros(shape)
+    return model, example

@@ -1,0 +1,611 @@
+"""Random masks from layerwise quotas, reproducible from one integer seed.
+
+Every layer keeps exactly its quota's count (:func:`sparsegraph.quotas.quota_counts`), chosen
+uniformly without replacement from one child stream of ``numpy.random.SeedSequence(seed)``
+(``.spawn(len(net.layers))``, in layer order), so a layer's mask depends only on the seed, its
+position, its size and its count, and is the same bytes on every machine.
+
+The sampler
+-----------
+For ``k`` of ``n`` positions with ``2k <= n``, uniform integers are drawn in batches from the
+layer's ``numpy.random.Generator`` (``integers(0, n)``) and the mask is the set of the first
+``k`` *distinct* values of that stream: by exchangeability of i.i.d. draws a uniformly random
+``k``-subset. For ``2k > n`` the ``n - k`` positions to drop are drawn that way instead. Batch
+sizes are integer functions of ``(n, k, found so far)``: the first batch
+``ceil(k n / (n - k)) + 2 isqrt(.) + 8`` bounds the expected number of draws, so a second batch
+is rare. Expected cost O(k) draws; the dense form writes into the bool mask directly (numba),
+the sparse form (:class:`SparseMasks`, sorted flat int64 indices) sorts the draws, O(k log k)
+time and O(k) memory, never touching ``n`` -- both give the same set.
+
+Granularity ``kernel`` and ``channel`` sample whole ``kh x kw`` kernels or whole output filters
+(rows of a Linear weight) the same way, over units instead of weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+
+from ._kernels_sampling import fill_first_distinct, first_occurrences
+from .errors import QuotaError
+from .network import Layer, Network
+from .quotas import quota_counts, round_counts
+from .quotas import quotas as make_quotas
+
+__all__ = [
+    "GRANULARITIES",
+    "STRUCTURES",
+    "EffectiveSearch",
+    "SparseMasks",
+    "layer_seeds",
+    "random_masks",
+    "random_masks_effective",
+    "sample_indices",
+]
+
+GRANULARITIES = ("weight", "kernel", "channel")
+STRUCTURES = ("random", "regular")
+
+
+# ---------------------------------------------------------------------------------------------
+# The compact form
+# ---------------------------------------------------------------------------------------------
+
+
+class SparseMasks(Mapping):
+    """Masks as sorted flat int64 indices of the kept weights, per layer.
+
+    A read-only mapping ``layer name -> ndarray[int64]`` (indices into the flattened weight, C
+    order, strictly increasing) with the weight shapes in :attr:`shapes`. Memory is 8 bytes per
+    kept weight, so a billion-weight model at density 0.001 takes 8 MB.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsegraph.sampling import SparseMasks
+    >>> sm = SparseMasks({"w": np.array([0, 5])}, {"w": (2, 3)})
+    >>> sm.to_dense()["w"].astype(int).tolist()
+    [[1, 0, 0], [0, 0, 1]]
+    >>> sm.kept, sm.params
+    (2, 6)
+    """
+
+    def __init__(self, indices: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]]):
+        self._indices = {k: np.asarray(v, dtype=np.int64) for k, v in indices.items()}
+        self.shapes = {k: tuple(int(s) for s in shapes[k]) for k in self._indices}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._indices[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._indices)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @property
+    def kept(self) -> int:
+        """Kept weights over all layers."""
+        return int(sum(v.size for v in self._indices.values()))
+
+    @property
+    def params(self) -> int:
+        """Weights over all layers."""
+        return int(sum(math.prod(s) for s in self.shapes.values()))
+
+    def counts(self) -> dict[str, int]:
+        """Kept weights per layer."""
+        return {k: int(v.size) for k, v in self._indices.items()}
+
+    def layer_dense(self, name: str) -> np.ndarray:
+        """The bool mask of one layer, of its weight shape."""
+        shape = self.shapes[name]
+        out = np.zeros(math.prod(shape), dtype=np.bool_)
+        out[self._indices[name]] = True
+        return out.reshape(shape)
+
+    def to_dense(self) -> dict[str, np.ndarray]:
+        """Bool masks of the weight shapes, in layer order."""
+        return {name: self.layer_dense(name) for name in self._indices}
+
+    @classmethod
+    def from_dense(cls, masks: Mapping[str, Any]) -> SparseMasks:
+        """The compact form of bool masks."""
+        arrays = {k: np.asarray(v) for k, v in masks.items()}
+        return cls({k: np.flatnonzero(v) for k, v in arrays.items()},
+                   {k: v.shape for k, v in arrays.items()})
+
+    def __repr__(self) -> str:
+        return f"SparseMasks({len(self)} layers, {self.kept:,} of {self.params:,} kept)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampler
+# ---------------------------------------------------------------------------------------------
+
+
+def _batch_size(n: int, need: int, k_total: int) -> int:
+    """Draws per batch: an integer upper bound on the expected draws plus a margin."""
+    free = n - k_total  # positions never chosen, even at the end: success prob >= free / n
+    m = -(-need * n // free)
+    return m + 2 * math.isqrt(m) + 8
+
+
+def _first_distinct_sorted(draws: np.ndarray, n: int, taken: np.ndarray, need: int
+                           ) -> np.ndarray:
+    """The first ``need`` distinct values of ``draws`` (stream order) not in ``taken``, sorted."""
+    m = draws.size
+    if n * m < 2**62:
+        # one key per draw, value-major then position: a plain sort orders both
+        key = np.sort(draws * m + np.arange(m, dtype=np.int64))
+        values, positions = key // m, key % m
+    else:
+        positions = np.argsort(draws, kind="stable")
+        values = draws[positions]
+    vals, pos = first_occurrences(values, positions, taken)
+    if vals.size > need:
+        # keep the `need` values that occur first in the stream (positions are distinct)
+        cut = np.partition(pos, need - 1)[need - 1]
+        vals = vals[pos <= cut]
+    return vals
+
+
+def _draw_subset(n: int, k: int, rng: np.random.Generator, sparse: bool) -> np.ndarray:
+    """The first ``k`` distinct values of the layer's stream; ``2k <= n``. Sorted indices when
+    ``sparse``, else a flat bool mask."""
+    if sparse:
+        taken = np.empty(0, dtype=np.int64)
+        while taken.size < k:
+            draws = rng.integers(0, n, size=_batch_size(n, k - taken.size, k), dtype=np.int64)
+            new = _first_distinct_sorted(draws, n, taken, k - taken.size)
+            taken = np.union1d(taken, new) if taken.size else new
+        return taken
+    mask = np.zeros(n, dtype=np.bool_)
+    found = 0
+    while found < k:
+        draws = rng.integers(0, n, size=_batch_size(n, k - found, k), dtype=np.int64)
+        found += int(fill_first_distinct(draws, mask, np.int64(k - found)))
+    return mask
+
+
+def sample_indices(n: int, k: int, rng: np.random.Generator, *, sparse: bool = False
+                   ) -> np.ndarray:
+    """``k`` of ``n`` positions, uniformly without replacement.
+
+    Parameters
+    ----------
+    n : int
+        Number of positions.
+    k : int
+        How many to choose, ``0 <= k <= n``.
+    rng : numpy.random.Generator
+        The random stream (consumed).
+    sparse : bool, default False
+        Return sorted int64 indices instead of a bool mask of length ``n``. Both forms hold the
+        same set for the same stream.
+
+    Returns
+    -------
+    ndarray
+        Bool mask of length ``n`` with ``k`` True, or ``k`` sorted int64 indices.
+
+    Notes
+    -----
+    Expected O(k) random draws (``min(k, n - k)`` in fact); O(n) memory for the bool form,
+    O(k log k) time and O(k) memory for the sparse form when ``2k <= n``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsegraph.sampling import sample_indices
+    >>> a = sample_indices(10**9, 3, np.random.default_rng(0), sparse=True)
+    >>> a.size, bool(np.all(np.diff(a) > 0))
+    (3, True)
+    """
+    if k == 0:
+        return np.empty(0, dtype=np.int64) if sparse else np.zeros(n, dtype=np.bool_)
+    if k == n:
+        return np.arange(n, dtype=np.int64) if sparse else np.ones(n, dtype=np.bool_)
+    if 2 * k <= n:
+        return _draw_subset(n, k, rng, sparse)
+    drop = _draw_subset(n, n - k, rng, sparse=False)
+    np.logical_not(drop, out=drop)
+    return np.flatnonzero(drop) if sparse else drop
+
+
+def layer_seeds(seed: int | np.random.SeedSequence, n_layers: int) -> list[np.random.SeedSequence]:
+    """The per-layer child streams of ``seed``: ``SeedSequence(seed).spawn(n_layers)``.
+
+    Examples
+    --------
+    >>> from sparsegraph.sampling import layer_seeds
+    >>> [s.spawn_key for s in layer_seeds(7, 2)]
+    [(0,), (1,)]
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        # a fresh copy: spawning from the caller's object would advance it between calls
+        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size)
+    elif isinstance(seed, Integral) and not isinstance(seed, bool) and int(seed) >= 0:
+        root = np.random.SeedSequence(int(seed))
+    else:
+        raise QuotaError(f"seed: expected a non-negative integer or SeedSequence, got {seed!r}")
+    return root.spawn(n_layers)
+
+
+def _unit_size(layer: Layer, granularity: str) -> int:
+    if granularity == "weight":
+        return 1
+    if granularity == "kernel":
+        return int(math.prod(layer.shape[2:])) if len(layer.shape) > 2 else 1
+    return layer.params // layer.shape[0]  # channel: one output filter / row
+
+
+def _unit_counts(net: Network, counts: Mapping[str, int], granularity: str) -> dict[str, int]:
+    """Whole units per layer: each layer's density applied to its units, rounded by
+    largest remainder over layers (so each layer is within one unit of its quota)."""
+    if granularity == "weight":
+        return dict(counts)
+    sizes = np.array([_unit_size(layer, granularity) for layer in net.layers], dtype=np.int64)
+    units = np.array([layer.params for layer in net.layers], dtype=np.int64) // sizes
+    dens = np.array([counts[layer.name] / layer.params for layer in net.layers])
+    total = int(round(float((dens * units).sum())))
+    got = round_counts(units, dens, total)
+    return {layer.name: int(c) for layer, c in zip(net.layers, got, strict=True)}
+
+
+def _expand(units: np.ndarray, size: int) -> np.ndarray:
+    """Sorted unit indices -> sorted flat weight indices of their contiguous blocks."""
+    if size == 1:
+        return units
+    return (units[:, None] * size + np.arange(size, dtype=np.int64)[None, :]).ravel()
+
+
+def _layer_mask(layer: Layer, count: int, seq: np.random.SeedSequence, granularity: str,
+                structure: str, sparse: bool) -> np.ndarray:
+    if structure == "regular":
+        from .regular import regular_layer_mask
+
+        mask = regular_layer_mask(layer, count, seq)
+        return np.flatnonzero(mask) if sparse else mask
+    rng = np.random.Generator(np.random.PCG64(seq))
+    size = _unit_size(layer, granularity)
+    n_units = layer.params // size
+    picked = sample_indices(n_units, count, rng, sparse=sparse or size > 1)
+    if size == 1:
+        return picked if sparse else picked.reshape(layer.shape)
+    flat = _expand(picked, size)
+    if sparse:
+        return flat
+    mask = np.zeros(layer.params, dtype=np.bool_)
+    mask[flat] = True
+    return mask.reshape(layer.shape)
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise QuotaError(f"{what}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _resolve_counts(net: Network, quotas: Any, density: float | None,
+                    quota_opts: Mapping[str, Any]) -> dict[str, int]:
+    if isinstance(quotas, str):
+        if density is None:
+            raise QuotaError(f"random_masks with scheme {quotas!r} needs density=")
+        return quota_counts(net, make_quotas(net, quotas, density, **quota_opts))
+    if isinstance(quotas, Mapping):
+        if density is not None or quota_opts:
+            raise QuotaError(
+                "random_masks: density= and quota options apply to a scheme name; a quota "
+                "mapping already fixes the layer densities (build it with sg.quotas)"
+            )
+        return quota_counts(net, quotas)
+    raise QuotaError(f"quotas: expected a mapping from sg.quotas or a scheme name, got "
+                     f"{type(quotas).__name__}")
+
+
+def random_masks(
+    net: Network,
+    quotas: Mapping[str, float] | str,
+    *,
+    density: float | None = None,
+    seed: int | np.random.SeedSequence = 0,
+    granularity: str = "weight",
+    structure: str = "random",
+    effective: bool = False,
+    sparse: bool = False,
+    **quota_opts: Any,
+) -> dict[str, np.ndarray] | SparseMasks:
+    """Random masks with exactly the quota's kept count per layer.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    quotas : mapping of str to float, or str
+        Layer densities from :func:`sparsegraph.quotas` (layers without a key are dense), or a
+        scheme name of :data:`~sparsegraph.quotas.QUOTA_SCHEMES` (then ``density`` is required
+        and ``quota_opts`` go to :func:`sparsegraph.quotas`).
+    density : float, optional
+        Overall density for a scheme name; with ``effective=True`` the target *effective*
+        density.
+    seed : int or numpy.random.SeedSequence, default 0
+        Layer ``i`` draws from ``SeedSequence(seed).spawn(len(net.layers))[i]``.
+    granularity : {"weight", "kernel", "channel"}, default "weight"
+        Sample single weights, whole ``kh x kw`` kernels, or whole output filters (rows of a
+        Linear). Quotas are in weights; a layer keeps its density times its number of units,
+        rounded by largest remainder over the layers (each layer within one unit of its quota).
+    structure : {"random", "regular"}, default "random"
+        ``"regular"``: per-layer biregular graphs (:func:`sparsegraph.regular.regular_layer_mask`),
+        weight granularity only.
+    effective : bool, default False
+        Reach the target effective density ``density`` (scheme name required); see
+        :func:`random_masks_effective`. The result then has an ``info`` attribute
+        (:class:`EffectiveSearch`) with both densities.
+    sparse : bool, default False
+        Return :class:`SparseMasks` (sorted flat int64 indices per layer) instead of bool
+        arrays; ``.to_dense()`` gives exactly the bool arrays of ``sparse=False``.
+    **quota_opts
+        ``dense``, ``dense_in_budget``, ``erk_power_scale``, ``masks`` for a scheme name.
+
+    Returns
+    -------
+    dict of str to ndarray of bool, or SparseMasks
+        Every layer of ``net`` in order.
+
+    Raises
+    ------
+    QuotaError
+        For a bad density, scheme or option (see :func:`sparsegraph.quotas`), an unknown
+        granularity/structure, a mapping given with ``density``, a bad seed.
+
+    Notes
+    -----
+    Expected O(kept) random draws per layer; the dense form also writes its O(params) bool
+    arrays, the sparse form needs O(kept log kept) time and O(kept) memory.
+
+    Examples
+    --------
+    >>> from sparsegraph.models import build_model
+    >>> from sparsegraph.quotas import quotas
+    >>> from sparsegraph.sampling import random_masks
+    >>> from sparsegraph.trace import trace
+    >>> net = trace(*build_model("lenet5"))
+    >>> masks = random_masks(net, quotas(net, "erk", density=0.1), seed=0)
+    >>> sum(int(m.sum()) for m in masks.values()) == round(0.1 * net.params)
+    True
+    >>> sm = random_masks(net, "erk", density=0.1, seed=0, sparse=True)
+    >>> all((sm.to_dense()[k] == masks[k]).all() for k in masks)
+    True
+    """
+    if not isinstance(net, Network):
+        raise QuotaError(f"net: expected a sparsegraph Network, got {type(net).__name__}")
+    _check_choice(granularity, GRANULARITIES, "granularity")
+    _check_choice(structure, STRUCTURES, "structure")
+    if structure == "regular" and granularity != "weight":
+        raise QuotaError("structure='regular' draws single weights; use granularity='weight'")
+    if effective:
+        if not isinstance(quotas, str):
+            raise QuotaError(
+                "effective=True needs a scheme name (the quota is re-derived at each overall "
+                "density), not a fixed mapping"
+            )
+        if density is None:
+            raise QuotaError("effective=True needs density=, the target effective density")
+        if structure != "random":
+            raise QuotaError("effective=True supports structure='random' only")
+        masks, info = random_masks_effective(net, quotas, density, seed=seed,
+                                             granularity=granularity, **quota_opts)
+        if sparse:
+            out = SparseMasks.from_dense(masks)
+            out.info = info  # type: ignore[attr-defined]
+            return out
+        result = _MasksWithInfo(masks)
+        result.info = info
+        return result
+    counts = _resolve_counts(net, quotas, density, quota_opts)
+    counts = _unit_counts(net, counts, granularity)
+    seeds = layer_seeds(seed, len(net.layers))
+    out_masks: dict[str, np.ndarray] = {}
+    for layer, seq in zip(net.layers, seeds, strict=True):
+        out_masks[layer.name] = _layer_mask(layer, counts[layer.name], seq, granularity,
+                                            structure, sparse)
+    if sparse:
+        return SparseMasks(out_masks, {layer.name: layer.shape for layer in net.layers})
+    return out_masks
+
+
+# ---------------------------------------------------------------------------------------------
+# Effective-density target (Vysogorets & Kempe, low-cost extension)
+# ---------------------------------------------------------------------------------------------
+
+
+class _MasksWithInfo(dict):
+    """A plain dict of masks with an ``info`` attribute (:class:`EffectiveSearch`)."""
+
+    info: EffectiveSearch
+
+
+@dataclass(frozen=True)
+class EffectiveSearch:
+    """What :func:`random_masks_effective` found.
+
+    Attributes
+    ----------
+    scheme : str
+        The quota scheme.
+    target : float
+        The requested effective density.
+    direct_density, effective_density : float
+        Of the returned masks (kept / params and effective / params over the prunable weights).
+    kept, effective, params : int
+        Kept and effective weights of the returned masks, and prunable weights.
+    steps : int
+        Candidate masks evaluated (each one effective-sparsity pass).
+    """
+
+    scheme: str
+    target: float
+    direct_density: float
+    effective_density: float
+    kept: int
+    effective: int
+    params: int
+    steps: int
+
+
+def _effective_fn() -> Any:
+    """The effective-mask function (a hook so tests can substitute a reference)."""
+    from .effective import effective_masks
+
+    return effective_masks
+
+
+def random_masks_effective(
+    net: Network,
+    scheme: str,
+    density: float,
+    *,
+    seed: int | np.random.SeedSequence = 0,
+    granularity: str = "weight",
+    **quota_opts: Any,
+) -> tuple[dict[str, np.ndarray], EffectiveSearch]:
+    """Random masks whose *effective* density is the largest reachable one ``<= density``.
+
+    The low-cost extension of Vysogorets & Kempe for random pruning. Each layer's weights (or
+    units) get a random order from the layer's child stream; the candidate at overall direct
+    count ``K`` keeps, per layer, the first ``c_l(K)`` of that order, where ``c(K)`` are the
+    quota's counts at direct density ``K / N``. So each candidate is the previous, larger one
+    with more weights removed at random per the quota at the new density: the candidates are
+    nested and the effective density grows with ``K``. Bisection on ``K`` finds the largest
+    ``K`` whose effective density is ``<= density``.
+
+    Parameters
+    ----------
+    net : Network
+        The network.
+    scheme : str
+        A quota scheme name.
+    density : float
+        Target effective density in (0, 1].
+    seed : int or SeedSequence, default 0
+        As in :func:`random_masks` (one child per layer; the same seed gives a different mask
+        from ``random_masks(effective=False)``, the draws being orderings here).
+    granularity : {"weight", "kernel", "channel"}
+        As in :func:`random_masks`.
+    **quota_opts
+        Passed to :func:`sparsegraph.quotas` (``dense``, ``dense_in_budget``, ...).
+
+    Returns
+    -------
+    masks : dict of str to ndarray of bool
+        The direct masks (their dead weights included).
+    info : EffectiveSearch
+        Both densities and the counts.
+
+    Raises
+    ------
+    QuotaError
+        For bad arguments, or when even the sparsest feasible mask of the scheme exceeds the
+        target effective density.
+
+    Notes
+    -----
+    About ``log2(N)`` effective-sparsity passes; O(params) memory for the orders. To keep the
+    chain nested even where largest-remainder rounding is not monotone in the total (Alabama
+    paradox), each candidate's counts are clamped between those of the current bracket, so a
+    count may differ from the quota's by one weight.
+
+    Examples
+    --------
+    >>> from sparsegraph.models import build_model
+    >>> from sparsegraph.sampling import random_masks_effective
+    >>> from sparsegraph.trace import trace
+    >>> net = trace(*build_model("lenet300"))
+    >>> masks, info = random_masks_effective(net, "erk", 0.01, seed=0)
+    >>> info.effective_density <= 0.01 <= info.direct_density
+    True
+    """
+    from .quotas import _check_density
+
+    target = _check_density(density, "density (target effective density)")
+    if not isinstance(scheme, str):
+        raise QuotaError("random_masks_effective needs a scheme name")
+    _check_choice(granularity, GRANULARITIES, "granularity")
+    effective_masks = _effective_fn()
+    seeds = layer_seeds(seed, len(net.layers))
+    sizes = [_unit_size(layer, granularity) for layer in net.layers]
+    orders = [
+        np.random.Generator(np.random.PCG64(seq)).permutation(layer.params // size)
+        for layer, seq, size in zip(net.layers, seeds, sizes, strict=True)
+    ]
+    big_n = net.params
+    params = np.array([layer.params for layer in net.layers], dtype=np.int64)
+
+    def counts_at(k: int) -> np.ndarray | None:
+        try:
+            q = make_quotas(net, scheme, k / big_n, **quota_opts)
+        except QuotaError as exc:
+            if "infeasible" in str(exc) or "dense layers keep" in str(exc):
+                return None
+            raise
+        c = quota_counts(net, q)
+        c = _unit_counts(net, c, granularity)
+        return np.array([c[layer.name] for layer in net.layers], dtype=np.int64)
+
+    def build(units: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for layer, order, size, c in zip(net.layers, orders, sizes, units, strict=True):
+            mask = np.zeros(layer.params, dtype=np.bool_)
+            chosen = np.sort(order[: int(c)])
+            mask[_expand(chosen.astype(np.int64), size)] = True
+            out[layer.name] = mask.reshape(layer.shape)
+        return out
+
+    def effective_count(masks: dict[str, np.ndarray]) -> int:
+        eff = effective_masks(net, masks)
+        return int(sum(int(np.count_nonzero(eff[name])) for name in masks))
+
+    units_total = params // np.array(sizes, dtype=np.int64)
+    # brackets: (nominal K, unit counts or None if infeasible, effective count)
+    lo_k, lo_units, lo_eff = 0, np.zeros(len(net.layers), dtype=np.int64), 0
+    hi_k, hi_units = big_n, units_total.copy()
+    steps = 0
+    full = build(hi_units)
+    hi_eff = effective_count(full)
+    steps += 1
+    if hi_eff / big_n <= target:
+        lo_k, lo_units, lo_eff = hi_k, hi_units, hi_eff
+    else:
+        while hi_k - lo_k > 1:
+            mid = (lo_k + hi_k) // 2
+            units = counts_at(mid)
+            if units is None:
+                lo_k, lo_units, lo_eff = mid, None, 0
+                continue
+            floor = lo_units if lo_units is not None else np.zeros_like(units)
+            units = np.minimum(np.maximum(units, floor), hi_units)
+            eff = effective_count(build(units))
+            steps += 1
+            if eff / big_n <= target:
+                lo_k, lo_units, lo_eff = mid, units, eff
+            else:
+                hi_k, hi_units = mid, units
+    if lo_units is None or (lo_k == 0 and target < 1.0):
+        raise QuotaError(
+            f"no mask of scheme {scheme!r} reaches effective density <= {target}: the sparsest "
+            "feasible direct density already exceeds it"
+        )
+    masks = build(lo_units)
+    kept = int(sum(int(m.sum()) for m in masks.values()))
+    info = EffectiveSearch(scheme=scheme, target=target, direct_density=kept / big_n,
+                           effective_density=lo_eff / big_n, kept=kept, effective=lo_eff,
+                           params=big_n, steps=steps)
+    return masks, info
+
