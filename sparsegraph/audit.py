@@ -104,7 +104,8 @@ class AuditReport:
         table = Table(title=f"sparsegraph audit: {self.model}", show_lines=False)
         for col in ("layer", "shape", "params", "kept", "effective", "direct", "effective",
                     "dead in", "dead out"):
-            table.add_column(col, justify="left" if col in ("layer", "shape") else "right")
+            table.add_column(col, justify="left" if col in ("layer", "shape") else "right",
+                             no_wrap=True)
         for r in self.layers:
             style = "red" if r.kept and not r.effective else ("yellow" if r.inactive else None)
             table.add_row(
@@ -138,7 +139,7 @@ class AuditReport:
         from rich.console import Console
 
         buffer = io.StringIO()
-        Console(width=120, file=buffer, color_system=None).print(self)
+        Console(width=160, file=buffer, color_system=None).print(self)
         return buffer.getvalue()
 
 

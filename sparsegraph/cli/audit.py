@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_args, load_network, print_json
+from .common import add_model_args, console, load_network, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,12 +55,10 @@ def run(args: argparse.Namespace) -> int:
             data["spectral"] = spectral.to_dict()
         print_json(data)
         return 0
-    from rich.console import Console
-
-    console = Console()
-    console.print(report)
+    out = console()
+    out.print(report)
     if spectral is not None:
-        console.print(spectral)
+        out.print(spectral)
     if args.plot:
-        console.print(f"wrote {args.plot}")
+        out.print(f"wrote {args.plot}")
     return 0

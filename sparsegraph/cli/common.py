@@ -35,7 +35,9 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     except ValueError:
         shape = ()
     if not shape or any(s <= 0 for s in shape):
-        raise ModelSpecError(f"--input-shape: expected positive integers like 1,3,32,32, got {text!r}")
+        raise ModelSpecError(
+            f"--input-shape: expected positive integers like 1,3,32,32, got {text!r}"
+        )
     return shape
 
 
@@ -60,3 +62,11 @@ def print_json(data: Any) -> None:
     """Write ``data`` as indented JSON to stdout (infinities as the string "inf")."""
     json.dump(data, sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
+
+
+def console() -> Any:
+    """A rich console for tables: the terminal's width, or 160 columns when not a terminal
+    (so piped output is not truncated)."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)

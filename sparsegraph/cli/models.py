@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import print_json
+from .common import console, print_json
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Built-in models")
@@ -62,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r["name"], "x".join(map(str, r["input_shape"])), str(r["num_classes"]),
                       f"{r['params']:,}", f"{r['prunable_params']:,}", r["description"])
-    Console().print(table)
+    console().print(table)
     return 0

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import MaskError, QuotaError
 from ..network import select_layers
-from .common import add_model_args, load_network, print_json, split_list
+from .common import add_model_args, console, load_network, print_json, split_list
 
 DEFAULT_SCHEMES = ("uniform", "uniform+", "er", "erk", "er_graph", "igq")
 
@@ -118,7 +118,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     shown = [s for s in schemes if s in data["totals"]]
@@ -135,15 +134,13 @@ def run(args: argparse.Namespace) -> int:
     table.add_section()
     table.add_row("total kept", "", f"{net.params:,}",
                   *[f"{data['totals'][s]['kept']:,}" for s in shown])
-    console = Console()
-    if not console.is_terminal:  # piped: do not squeeze the scheme columns into 80 characters
-        console = Console(width=max(console.width, 60 + 12 * len(shown)))
-    console.print(table)
+    out = console()
+    out.print(table)
     if data["dense"]:
         where = ("count in the budget (overall density exactly as asked)"
                  if data["dense_in_budget"] else
                  "come on top of the budget (overall density above the one asked)")
-        console.print(f"dense layers {', '.join(data['dense'])} {where}")
+        out.print(f"dense layers {', '.join(data['dense'])} {where}")
     for s, msg in data["errors"].items():
-        console.print(f"[yellow]{s}[/yellow]: {msg}")
+        out.print(f"[yellow]{s}[/yellow]: {msg}")
     return 0

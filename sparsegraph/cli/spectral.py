@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_args, load_network, print_json
+from .common import add_model_args, console, load_network, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,13 +69,11 @@ def run(args: argparse.Namespace) -> int:
             data["paths"] = paths.to_dict()
         print_json(data)
         return 0
-    from rich.console import Console
-
-    console = Console()
-    console.print(report)
+    out = console()
+    out.print(report)
     if paths is not None:
         cut = paths.min_cut
-        console.print(
+        out.print(
             f"paths: log10 = {paths.log10_paths:.4g}"
             f"{' (collapsed)' if paths.collapsed else ''}, channel min cut = {cut:g} "
             f"of {paths.channel_edges} channel edges"
