@@ -52,6 +52,7 @@ def register(subparsers: Any) -> None:
                         "(default: all)")
     add_quota_args(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--plot", metavar="PNG", help="write per-layer densities of each scheme")
     parser.set_defaults(func=run)
 
 
@@ -115,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
                              "sg.quotas(net, 'from_mask', masks=...)")
     _, _, net = load_network(args)
     data = quota_table(net, schemes, density, args)
+    if args.plot:
+        from ..plots import plot_quotas
+
+        shown = {s: {row["name"]: row["density"][s] for row in data["layers"]}
+                 for s in schemes if s in data["totals"]}
+        plot_quotas(net, shown, args.plot)
     if args.json:
         print_json(data)
         return 0
