@@ -24,6 +24,7 @@ import types
 from typing import Any
 
 from .errors import (
+    LayerCollapseWarning,
     MaskError,
     MaskFileError,
     ModelSpecError,
@@ -60,14 +61,16 @@ _LAZY = {
     "save_masks": "maskfile",
     "load_masks": "maskfile",
     "prune": "pruners",
+    "PruneMasks": "pruners",
+    "read_metadata": "maskfile",
     "PRUNERS": "pruners",
     "compare": "compare",
 }
 
-__all__ = sorted(
-    [*_LAZY, "MaskError", "MaskFileError", "ModelSpecError", "QuotaError", "SparseGraphError",
-     "TraceError", "__version__"]
-)
+__all__ = [  # the lazy names are resolved by __getattr__
+    "LayerCollapseWarning", "MaskError", "MaskFileError", "ModelSpecError", "QuotaError",
+    "SparseGraphError", "TraceError", "__version__", *_LAZY,
+]
 
 
 def __getattr__(name: str) -> Any:

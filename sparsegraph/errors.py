@@ -15,6 +15,7 @@ __all__ = [
     "QuotaError",
     "MaskFileError",
     "ModelSpecError",
+    "LayerCollapseWarning",
 ]
 
 
@@ -43,3 +44,8 @@ class MaskFileError(SparseGraphError, OSError):
 
 class ModelSpecError(SparseGraphError, ValueError):
     """A MODEL argument names no built-in architecture and no importable ``module:factory``."""
+
+
+class LayerCollapseWarning(UserWarning):
+    """A pruning score removed every weight of a layer (Tanaka et al.'s layer collapse): no
+    input-output path passes through that layer any more."""

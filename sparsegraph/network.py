@@ -231,7 +231,7 @@ def select_layers(net: Network, patterns: Iterable[str] | None, *, what: str) ->
 
 
 def _as_numpy(value: Any, name: str) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor; torch not imported
         value = value.detach().cpu()
         if str(value.dtype) == "torch.bfloat16":
             value = value.float()
@@ -289,7 +289,9 @@ def check_masks(
     sparsegraph.errors.MaskError: unknown layer 'fc.wieght'; did you mean 'fc.weight'?
     """
     if not isinstance(masks, Mapping):
-        raise MaskError(f"masks must be a mapping of layer name to array, got {type(masks).__name__}")
+        raise MaskError(
+            f"masks must be a mapping of layer name to array, got {type(masks).__name__}"
+        )
     unknown = [k for k in masks if k not in net._index]
     if unknown:
         key = unknown[0]

@@ -19,6 +19,8 @@ the module path, never a silent guess.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -325,14 +327,16 @@ class _Builder:
         if kind == "linear":
             if len(in_shape) != 2:
                 raise TraceError(
-                    f"{self.where(n)}: nn.Linear on a tensor of shape {list(in_shape)}; sparsegraph "
-                    "follows Linear layers on (N, features) inputs only (flatten first)"
+                    f"{self.where(n)}: nn.Linear on a tensor of shape {list(in_shape)}; "
+                    "sparsegraph follows Linear layers on (N, features) inputs only (flatten first)"
                 )
             layer = Layer(name, str(n.target), "linear", tuple(m.weight.shape),
                           m.in_features, m.out_features)
         else:
             if len(in_shape) != 4:
-                raise TraceError(f"{self.where(n)}: nn.Conv2d on a tensor of shape {list(in_shape)}")
+                raise TraceError(
+                    f"{self.where(n)}: nn.Conv2d on a tensor of shape {list(in_shape)}"
+                )
             if m.padding_mode != "zeros":
                 raise TraceError(
                     f"{self.where(n)}: padding_mode={m.padding_mode!r} reads real pixels at the "
@@ -478,9 +482,12 @@ def trace(
     modes = {m: m.training for m in model.modules()}
     try:
         model.eval()
-        with torch.no_grad():
+        # ShapeProp prints a traceback of its own before re-raising: keep it off the terminal
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(*inputs)
     except Exception as exc:  # noqa: BLE001
+        while exc.__cause__ is not None:  # ShapeProp wraps the model's own error
+            exc = exc.__cause__
         raise TraceError(
             f"running {type(model).__name__} on the example input of shape "
             f"{[list(t.shape) for t in inputs]} failed: {type(exc).__name__}: "

@@ -95,7 +95,7 @@ def test_dead_units_against_brute_force(groups, per_group_in, per_group_out, k, 
     layer = Layer("w", "m", "conv", (cout, per_group_in, k, k), cin, cout, groups, (k, k))
     eff = np.random.default_rng(seed).random(layer.shape) < 0.2
     alive_in, alive_out = set(), set()
-    for o, i, ky, kx in zip(*np.nonzero(eff), strict=True):
+    for o, i, _ky, _kx in zip(*np.nonzero(eff), strict=True):
         alive_out.add(o)
         alive_in.add(o // per_group_out * per_group_in + i)
     assert dead_units(layer, eff) == (cin - len(alive_in), cout - len(alive_out))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -30,14 +31,12 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     """``"1,3,32,32"`` (or ``1x3x32x32``) -> ``(1, 3, 32, 32)``."""
     if text is None:
         return None
-    try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError:
-        shape = ()
-    if not shape or any(s <= 0 for s in shape):
+    parts = re.split(r"[,x]", text.strip().strip("()[]"))
+    if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise ModelSpecError(
             f"--input-shape: expected positive integers like 1,3,32,32, got {text!r}"
         )
+    shape = tuple(int(p) for p in parts)
     return shape
 
 

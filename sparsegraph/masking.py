@@ -1,0 +1,320 @@
+"""Put masks into a PyTorch model, and read them back out.
+
+:func:`apply_masks` speaks the conventions PyTorch users already train with:
+
+``method="prune"`` (the default)
+    ``torch.nn.utils.prune.custom_from_mask``: the parameter becomes ``weight_orig`` and a
+    ``weight_mask`` buffer, and ``weight = weight_orig * weight_mask`` is recomputed before every
+    forward pass. Gradients of pruned entries are zero and whatever an optimizer (momentum, weight
+    decay, Adam) does to ``weight_orig``, the weight the model uses stays exactly zero there.
+    ``torch.nn.utils.prune.remove(module, "weight")`` finalises it.
+``method="parametrize"``
+    ``torch.nn.utils.parametrize.register_parametrization`` with a :class:`MaskParametrization`
+    (``weight = original * mask``, the mask a buffer named ``mask``). Pruned entries of the
+    original are zeroed when the mask is applied.
+    ``parametrize.remove_parametrizations(module, "weight")`` finalises it.
+``method="inplace"``
+    Zero the pruned weights and mask their gradients with a tensor hook; the model's structure
+    and ``state_dict`` keys do not change (for inference and export). Optimizers that leave a
+    zero weight with a zero gradient at zero (SGD with momentum and weight decay, Adam, AdamW)
+    keep the pruned weights at zero; anything that writes the weights directly (loading a
+    state dict, an optimizer adding noise) regrows them. The hook is not saved with the model.
+
+:func:`extract_masks` reads masks back from any of these (and from ``torch.ao.pruning``'s
+``FakeSparsity``), or from the exact zeros of a plain weight.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parametrize, prune
+
+from .errors import MaskError
+from .maskfile import normalize_key
+from .network import _as_numpy, _suggest
+
+__all__ = ["APPLY_METHODS", "MaskParametrization", "apply_masks", "extract_masks"]
+
+APPLY_METHODS = ("prune", "parametrize", "inplace")
+_PRUNABLE = (nn.Linear, nn.Conv2d)
+
+
+class MaskParametrization(nn.Module):
+    """``weight = original * mask`` for ``torch.nn.utils.parametrize``.
+
+    Parameters
+    ----------
+    mask : torch.Tensor
+        0/1 tensor of the weight's shape; stored as the buffer ``mask`` (in the weight's dtype),
+        so it is saved in the model's ``state_dict`` as ``<module>.parametrizations.<p>.0.mask``.
+    """
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The wrapped model of DataParallel / DistributedDataParallel / torch.compile."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module):
+            model = inner
+            continue
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+            continue
+        return model
+
+
+def _current(module: nn.Module, pname: str) -> torch.Tensor | None:
+    """The tensor the module computes with as ``pname`` (a parameter, or a pruned/parametrized
+    weight), without running anything."""
+    if parametrize.is_parametrized(module, pname):
+        return module.parametrizations[pname].original
+    orig = getattr(module, f"{pname}_orig", None)
+    if isinstance(orig, torch.Tensor):
+        return orig
+    value = getattr(module, pname, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _param_names(model: nn.Module) -> list[str]:
+    """Parameter names as the user sees them (``weight_orig`` and ``parametrizations.*.original``
+    mapped back to the parameter's own name)."""
+    names = []
+    for name, _ in model.named_parameters():
+        names.append(normalize_key(_strip_reparam(name)))
+    return names
+
+
+def _strip_reparam(name: str) -> str:
+    if name.endswith("_orig"):
+        return name[: -len("_orig")]
+    marker = ".parametrizations."
+    if (marker in name or name.startswith("parametrizations.")) and name.endswith(".original"):
+        head, _, rest = ("." + name).rpartition(marker)
+        return f"{head[1:]}.{rest[: -len('.original')]}".lstrip(".")
+    return name
+
+
+def _resolve(model: nn.Module, key: str) -> tuple[nn.Module, str, torch.Tensor]:
+    """(module, parameter name, current tensor) for a mask key, or a MaskError naming it."""
+    if not isinstance(key, str) or not key:
+        raise MaskError(f"mask keys must be parameter names, got {key!r}")
+    for candidate in dict.fromkeys((key, normalize_key(key))):
+        mod_path, _, pname = candidate.rpartition(".")
+        try:
+            module = model.get_submodule(mod_path) if mod_path else model
+        except AttributeError:
+            continue
+        tensor = _current(module, pname)
+        if tensor is not None:
+            return module, pname, tensor
+    hint = _suggest(key, _param_names(model))
+    raise MaskError(f"mask {key!r}: the model has no such parameter{hint}")
+
+
+def _mask_tensor(key: str, value: Any, like: torch.Tensor) -> torch.Tensor:
+    arr = _as_numpy(value, key)
+    if tuple(arr.shape) != tuple(like.shape):
+        raise MaskError(
+            f"mask {key!r}: expected the parameter's shape {list(like.shape)}, "
+            f"got {list(arr.shape)}"
+        )
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "biuf":
+            raise MaskError(f"mask {key!r}: expected 0/1 values, got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise MaskError(f"mask {key!r}: contains NaN; a mask holds only 0 and 1")
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            raise MaskError(
+                f"mask {key!r}: expected only 0 and 1, found {arr[bad].flat[0]!r} "
+                f"({int(bad.sum())} such values)"
+            )
+        arr = arr != 0
+    return torch.from_numpy(np.ascontiguousarray(arr, dtype=bool)).to(like.device)
+
+
+def apply_masks(
+    model: nn.Module,
+    masks: Mapping[str, Any],
+    *,
+    method: str = "prune",
+    rescale: bool = False,
+) -> nn.Module:
+    """Mask a model's parameters so that training keeps the pruned weights at zero.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Modified in place. ``DataParallel``/``DistributedDataParallel``/``torch.compile``
+        wrappers are looked through.
+    masks : mapping of str to array-like
+        Keyed by parameter name (``"features.0.weight"``, as :func:`sparsegraph.trace` and
+        every mask function key them; ``module.`` / ``_orig_mod.`` prefixes are accepted),
+        0/1 values of the parameter's shape (numpy or torch, bool/int/float). Parameters without
+        a key are left alone (dense).
+    method : {"prune", "parametrize", "inplace"}, default "prune"
+        See the module docstring. Applying ``"prune"`` to an already pruned parameter combines
+        the masks (their intersection), as ``torch.nn.utils.prune`` does.
+    rescale : bool, default False
+        Multiply each masked parameter's kept weights by ``1 / sqrt(d)``, ``d`` its mask's
+        density (kept / size; nothing is rescaled when ``d`` is 0): the scaling under which a
+        randomly pruned network keeps the dense network's neural tangent kernel (Yang et al.).
+        With ``"prune"`` the rescaled values go into ``weight_orig``.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` itself.
+
+    Raises
+    ------
+    MaskError
+        For an unknown parameter name (with the closest names), a wrong shape, values other
+        than 0/1, or an unknown ``method``; every mask is checked before the model is touched.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from sparsegraph.masking import apply_masks, extract_masks
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> _ = apply_masks(model, {"0.weight": [[1, 0, 0], [0, 1, 1]]})
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+    >>> model(torch.ones(4, 3)).sum().backward(); opt.step(); _ = model(torch.ones(1, 3))
+    >>> (model[0].weight == 0).sum().item(), extract_masks(model)["0.weight"].sum()
+    (3, np.int64(3))
+    """
+    if method not in APPLY_METHODS:
+        raise MaskError(f"method: expected one of {', '.join(APPLY_METHODS)}, got {method!r}")
+    if not isinstance(masks, Mapping):
+        raise MaskError(
+            f"masks must be a mapping of parameter name to array, got {type(masks).__name__}"
+        )
+    root = _unwrap(model)
+    plan = []
+    seen: dict[tuple[int, str], str] = {}
+    for key, value in masks.items():
+        module, pname, tensor = _resolve(root, key)
+        ident = (id(module), pname)
+        if ident in seen:
+            raise MaskError(f"masks {seen[ident]!r} and {key!r} name the same parameter")
+        seen[ident] = key
+        plan.append((module, pname, tensor, _mask_tensor(key, value, tensor)))
+    for module, pname, tensor, mask in plan:
+        if rescale:
+            kept = int(mask.sum())
+            if kept:
+                with torch.no_grad():
+                    tensor.mul_(float(1.0 / np.sqrt(kept / mask.numel())))
+        if method == "prune":
+            prune.custom_from_mask(module, pname, mask=mask.to(tensor.dtype))
+        elif method == "parametrize":
+            with torch.no_grad():
+                tensor.mul_(mask.to(tensor.dtype))
+            parametrize.register_parametrization(
+                module, pname, MaskParametrization(mask.to(tensor.dtype))
+            )
+        else:
+            m = mask.to(tensor.dtype)
+            with torch.no_grad():
+                tensor.mul_(m)
+                if tensor is not getattr(module, pname, tensor):  # keep a pruned .weight in sync
+                    getattr(module, pname).mul_(m)
+            if tensor.requires_grad:
+                tensor.register_hook(lambda grad, m=m: grad * m)
+    return model
+
+
+def _mask_of(module: nn.Module, pname: str) -> torch.Tensor:
+    """The mask currently acting on ``module.<pname>``."""
+    mask = None
+    if parametrize.is_parametrized(module, pname):
+        for p in module.parametrizations[pname]:
+            m = getattr(p, "mask", None)
+            if isinstance(m, torch.Tensor):
+                mask = (m != 0) if mask is None else mask & (m != 0)
+    buf = getattr(module, f"{pname}_mask", None)
+    if isinstance(buf, torch.Tensor):
+        mask = (buf != 0) if mask is None else mask & (buf != 0)
+    if mask is None:
+        mask = getattr(module, pname).detach() != 0
+    return mask
+
+
+def extract_masks(
+    model: nn.Module, *, names: Iterable[str] | str | None = None
+) -> dict[str, np.ndarray]:
+    """The masks acting on a model's weights.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Wrappers (``DataParallel``, ``torch.compile``) are looked through.
+    names : str or iterable of str, optional
+        Parameter names or ``fnmatch`` globs to read. Default: the weight of every ``nn.Linear``
+        and ``nn.Conv2d`` (the prunable layers of :func:`sparsegraph.trace`).
+
+    Returns
+    -------
+    dict of str to ndarray of bool
+        Keyed by parameter name, in module order. A parameter's mask is its
+        ``torch.nn.utils.prune`` buffer ``<name>_mask``, else the product of the ``mask`` of its
+        parametrizations (:class:`MaskParametrization`, ``torch.ao.pruning``'s ``FakeSparsity``),
+        else ``weight != 0`` (exact zeros; a kept weight that happens to be exactly zero reads
+        as pruned).
+
+    Raises
+    ------
+    MaskError
+        If a name or pattern matches no parameter.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(2, 2))
+    >>> with torch.no_grad():
+    ...     _ = model[0].weight.copy_(torch.tensor([[0.0, 1.0], [2.0, 0.0]]))
+    >>> extract_masks(model)["0.weight"].tolist()
+    [[False, True], [True, False]]
+    """
+    root = _unwrap(model)
+    if names is None:
+        targets = [
+            (f"{path}.weight" if path else "weight", m, "weight")
+            for path, m in root.named_modules()
+            if isinstance(m, _PRUNABLE)
+        ]
+    else:
+        patterns = [names] if isinstance(names, str) else list(names)
+        available = list(dict.fromkeys(_param_names(root)))
+        chosen: list[str] = []
+        for pattern in patterns:
+            hits = [n for n in available if fnmatch.fnmatchcase(n, normalize_key(pattern))]
+            if not hits:
+                raise MaskError(
+                    f"extract_masks: {pattern!r} matches no parameter{_suggest(pattern, available)}"
+                )
+            chosen.extend(h for h in hits if h not in chosen)
+        chosen.sort(key=available.index)
+        targets = []
+        for name in chosen:
+            module, pname, _ = _resolve(root, name)
+            targets.append((name, module, pname))
+    out: dict[str, np.ndarray] = {}
+    for name, module, pname in targets:
+        out[name] = np.ascontiguousarray(_mask_of(module, pname).cpu().numpy().astype(bool))
+    return out

@@ -1,0 +1,615 @@
+"""Pruning at initialization: masks from the classic saliency scores.
+
+``prune(model, method, density=D, example_input=x)`` scores every prunable weight (the
+``nn.Linear`` / ``nn.Conv2d`` weights of :func:`sparsegraph.trace`, keyed by parameter name)
+and keeps exactly ``round(D * N)`` of them: globally by default, or per layer when ``quotas``
+names a scheme of :func:`sparsegraph.quotas` or gives a mapping of layer densities.
+
+Scores (a higher score is kept; ``w`` the weight, ``g = dL/dw`` over the data):
+
+========== =====================================================================================
+random     i.i.d. uniform draws from ``seed`` (one ``SeedSequence`` child stream per layer)
+magnitude  ``|w|``
+snip       ``|g * w|`` (Lee et al. 2019, connection sensitivity)
+grasp      ``w * (H g)`` with ``g`` and the Hessian-gradient product of the loss of logits / 200
+           (Wang et al. 2020 remove the highest ``-w * (H g)``; the temperature 200 is theirs)
+synflow    ``|w| * dR/d|w|`` with ``R = 1^T (prod |W_l|) 1`` the synaptic flow of the linearised
+           network on an all-ones input, iterated ``rounds`` times on the exponential schedule
+           (Tanaka et al. 2020): round ``k`` keeps ``density ** (k / rounds)``
+lamp       ``w_u^2 / sum_{v >= u} w_v^2`` within a layer, its weights sorted by magnitude
+           (Lee et al. 2021, layer-adaptive magnitude-based pruning)
+========== =====================================================================================
+
+Selection keeps the highest scores with ties broken by position (layer order, then the flat
+index within the layer; a stable sort of ``-score``), never by a threshold, so the count is
+exact. A layer left with no weight at all is reported with a :class:`LayerCollapseWarning` and
+in :attr:`PruneMasks.collapsed_layers`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import LayerCollapseWarning, MaskError, QuotaError
+from .network import Network, select_layers
+
+__all__ = ["PRUNERS", "LayerCollapseWarning", "PruneMasks", "prune", "synflow_scores"]
+
+GRASP_TEMPERATURE = 200.0
+
+
+class PruneMasks(dict):
+    """The masks :func:`prune` returns: a ``dict`` of parameter name to bool array, with
+
+    Attributes
+    ----------
+    method : str
+        The scorer.
+    density : float
+        The requested overall density.
+    collapsed_layers : list of str
+        Layers with no kept weight (also reported by a :class:`LayerCollapseWarning`).
+    """
+
+    method: str = ""
+    density: float = 0.0
+    collapsed_layers: list[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.collapsed_layers = []
+
+
+# --------------------------------------------------------------------------------- selection
+
+
+def _top_k(flat: np.ndarray, eligible: np.ndarray | None, k: int) -> np.ndarray:
+    """Bool mask of the ``k`` highest eligible scores, ties broken by the lowest position.
+
+    The same set as the first ``k`` of a stable sort of ``-score``, found in linear time: the
+    k-th largest value ``t`` by ``np.partition``, every score above ``t``, then the first of
+    the scores equal to ``t`` by position. NaN ranks below every number.
+    """
+    flat = np.asarray(flat, dtype=np.float64).reshape(-1)
+    if eligible is not None:
+        idx = np.flatnonzero(eligible)
+        keep = np.zeros(flat.size, dtype=bool)
+        keep[idx[_top_k(flat[idx], None, k)]] = True
+        return keep
+    n = flat.size
+    if k <= 0:
+        return np.zeros(n, dtype=bool)
+    if k >= n:
+        return np.ones(n, dtype=bool)
+    if np.isnan(flat).any():
+        flat = np.where(np.isnan(flat), -np.inf, flat)
+    t = np.partition(flat, n - k)[n - k]
+    keep = flat > t
+    ties = np.flatnonzero(flat == t)[: k - int(np.count_nonzero(keep))]
+    keep[ties] = True
+    return keep
+
+
+def _top_global(scores: list[np.ndarray], eligible: list[np.ndarray], k: int) -> list[np.ndarray]:
+    """Keep the ``k`` highest eligible scores over all layers (positions in layer order)."""
+    flat = np.concatenate([s.ravel() for s in scores]) if scores else np.zeros(0)
+    elig = np.concatenate([e.ravel() for e in eligible]) if eligible else np.zeros(0, bool)
+    keep = _top_k(flat, elig, k)
+    out, start = [], 0
+    for s in scores:
+        out.append(keep[start:start + s.size].reshape(s.shape))
+        start += s.size
+    return out
+
+
+def _top_layer(score: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray:
+    return _top_k(score.ravel(), eligible.ravel(), k).reshape(score.shape)
+
+
+# ------------------------------------------------------------------------------------ scores
+
+
+def _weights(model: nn.Module, names: list[str]) -> list[torch.Tensor]:
+    try:
+        return [model.get_parameter(n) for n in names]
+    except AttributeError as exc:
+        raise MaskError(f"the model has no parameter for a traced layer: {exc}") from None
+
+
+def _batches(data: Any, method: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    if data is None:
+        raise MaskError(
+            f"{method} needs data: pass data=(x, y) or an iterable of (x, y) batches "
+            "(e.g. a DataLoader); data-free methods are random, magnitude, synflow, lamp"
+        )
+    if (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data)):
+        data = [tuple(data)]
+    batches = []
+    for i, item in enumerate(data):
+        if not (isinstance(item, (tuple, list)) and len(item) >= 2
+                and isinstance(item[0], torch.Tensor) and isinstance(item[1], torch.Tensor)):
+            raise MaskError(f"data batch {i}: expected an (x, y) pair of tensors, got "
+                            f"{type(item).__name__}")
+        batches.append((item[0], item[1]))
+    if not batches:
+        raise MaskError(f"{method}: data holds no batch")
+    return batches
+
+
+def _device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _loss_grads(model: nn.Module, weights: list[torch.Tensor], batches: list,
+                temperature: float = 1.0, create_graph: bool = False,
+                ) -> list[list[torch.Tensor]] | list[torch.Tensor]:
+    dev = _device(model)
+    total = [torch.zeros_like(w) for w in weights]
+    for x, y in batches:
+        out = model(x.to(dev)) / temperature
+        loss = F.cross_entropy(out, y.to(dev))
+        grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        for t, g in zip(total, grads, strict=True):
+            if g is not None:
+                t.add_(g)
+    return total
+
+
+def _score_snip(model: nn.Module, net: Network, weights: list[torch.Tensor], data: Any,
+                **_: Any) -> list[np.ndarray]:
+    grads = _loss_grads(model, weights, _batches(data, "snip"))
+    return [(g * w.detach()).abs().double().cpu().numpy() for g, w in zip(grads, weights,
+                                                                           strict=True)]
+
+
+def _score_grasp(model: nn.Module, net: Network, weights: list[torch.Tensor], data: Any,
+                 **_: Any) -> list[np.ndarray]:
+    batches = _batches(data, "grasp")
+    dev = _device(model)
+    g_total = _loss_grads(model, weights, batches, GRASP_TEMPERATURE)
+    hg = [torch.zeros_like(w) for w in weights]
+    for x, y in batches:
+        loss = F.cross_entropy(model(x.to(dev)) / GRASP_TEMPERATURE, y.to(dev))
+        grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
+        z = sum((g * gt).sum() for g, gt in zip(grads, g_total, strict=True) if g is not None)
+        if not isinstance(z, torch.Tensor) or not z.requires_grad:
+            continue
+        for acc, h in zip(hg, torch.autograd.grad(z, weights, allow_unused=True), strict=True):
+            if h is not None:
+                acc.add_(h)
+    return [(w.detach() * h).double().cpu().numpy() for w, h in zip(weights, hg, strict=True)]
+
+
+def _score_magnitude(model: nn.Module, net: Network, weights: list[torch.Tensor],
+                     **_: Any) -> list[np.ndarray]:
+    return [w.detach().abs().double().cpu().numpy() for w in weights]
+
+
+def _lamp(w: np.ndarray) -> np.ndarray:
+    sq = np.square(np.abs(w.astype(np.float64))).ravel()
+    order = np.argsort(sq, kind="stable")  # ascending magnitude, ties by position
+    suffix = np.cumsum(sq[order][::-1])[::-1]  # sum over v >= u in that order
+    out = np.zeros_like(sq)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[order] = np.where(suffix > 0, sq[order] / suffix, 0.0)
+    return out.reshape(w.shape)
+
+
+def _score_lamp(model: nn.Module, net: Network, weights: list[torch.Tensor],
+                **_: Any) -> list[np.ndarray]:
+    return [_lamp(w.detach().cpu().double().numpy()) for w in weights]
+
+
+def _score_random(model: nn.Module, net: Network, weights: list[torch.Tensor], seed: int,
+                  **_: Any) -> list[np.ndarray]:
+    children = np.random.SeedSequence(seed).spawn(len(weights))
+    return [np.random.default_rng(c).random(tuple(w.shape)) for c, w in zip(children, weights,
+                                                                             strict=True)]
+
+
+# ----------------------------------------------------------------------------------- synflow
+
+
+def _pool_matrix(window: tuple[np.ndarray, np.ndarray], n_in: int) -> torch.Tensor:
+    ptr, idx = window
+    rows = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    m = torch.zeros((len(ptr) - 1, n_in), dtype=torch.float64)
+    m[torch.from_numpy(rows), torch.from_numpy(np.asarray(idx, dtype=np.int64))] = 1.0
+    return m
+
+
+class _Scaled:
+    """A tensor ``true = h * exp(s)`` with ``h`` normalised to max 1 (``s`` a float)."""
+
+    __slots__ = ("h", "s")
+
+    def __init__(self, h: torch.Tensor, s: float) -> None:
+        m = float(h.detach().max()) if h.numel() else 0.0
+        if m > 0.0:
+            self.h, self.s = h / m, s + math.log(m)
+        else:
+            self.h, self.s = h, s
+
+
+def _merge(parts: list[_Scaled]) -> tuple[list[torch.Tensor], float]:
+    """Bring tensors to one common scale (the largest one's), for add / cat / outputs."""
+    live = [p for p in parts if float(p.h.detach().max()) > 0.0] if parts else []
+    if not live:
+        return [p.h for p in parts], 0.0
+    common = max(p.s for p in live)
+    return [p.h * math.exp(p.s - common) if p in live else p.h for p in parts], common
+
+
+def _layer_forward(layer: Any, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    if layer.kind == "linear":
+        return (w @ x.reshape(-1)).reshape(-1, 1, 1)
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
+    (dh, dw), (h, wd), (oh, ow) = layer.dilation, layer.in_hw, layer.out_hw
+    need_h, need_w = (oh - 1) * sh + dh * (kh - 1) + 1, (ow - 1) * sw + dw * (kw - 1) + 1
+    x = F.pad(x[None], (pw, need_w - wd - pw, ph, need_h - h - ph))
+    # im2col + one matrix product: float64 GEMM is far faster than torch's float64 convolution
+    if (kh, kw, sh, sw) == (1, 1, 1, 1):
+        cols = x[0].reshape(x.shape[1], -1)
+    else:
+        cols = F.unfold(x, (kh, kw), dilation=(dh, dw), stride=(sh, sw))[0]
+    g, out_c = layer.groups, w.shape[0]
+    if g == 1:
+        out = w.reshape(out_c, -1) @ cols
+    else:
+        out = torch.bmm(w.reshape(g, out_c // g, -1), cols.reshape(g, -1, cols.shape[-1]))
+    return out.reshape(out_c, oh, ow)
+
+
+def synflow_scores(net: Network, weights: Mapping[str, Any],
+                   masks: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """SynFlow scores ``|w| * dR/d|w|`` of the linearised network, in float64.
+
+    Parameters
+    ----------
+    net : Network
+        The traced network (:func:`sparsegraph.trace`).
+    weights : mapping of str to array-like
+        Every layer's weight (numpy or torch); absolute values are used.
+    masks : mapping of str to array-like, optional
+        Kept weights (0/1); layers without a key are dense.
+
+    Returns
+    -------
+    dict of str to ndarray of float64
+        Scores scaled by one common positive constant (which leaves every ranking unchanged):
+        ``R`` is evaluated with per-tensor rescaling so it neither over- nor underflows.
+
+    Notes
+    -----
+    ``R = 1^T (prod_l |W_l| * M_l) 1`` on the network of DESIGN §3: all-ones input, biases and
+    normalisation left out, every pooling the sum over its window (where Tanaka et al.'s code
+    would route a max-pool's gradient to one arg-max). A score is nonzero exactly when the
+    weight is kept and lies on an input-to-output path. Each tensor is carried as
+    ``h * exp(s)`` with ``max h = 1``; additions and concatenations bring their inputs to a
+    common scale first, so the computed ``R`` is ``R * exp(-s_out)`` exactly.
+    Cost: one forward and one backward pass of the model at batch size 1, in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsegraph.network import Layer, Network, Node
+    >>> net = Network(
+    ...     layers=(Layer("a.weight", "a", "linear", (2, 2), 2, 2),
+    ...             Layer("b.weight", "b", "linear", (1, 2), 2, 1)),
+    ...     nodes=(Node(0, "input", (), (2, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0),
+    ...            Node(2, "layer", (1,), (1, 1, 1), layer=1)),
+    ...     outputs=(2,))
+    >>> s = synflow_scores(net, {"a.weight": np.ones((2, 2)), "b.weight": [[1.0, 0.0]]})
+    >>> (s["a.weight"] / s["b.weight"].max()).tolist()
+    [[0.5, 0.5], [0.0, 0.0]]
+    """
+    leaves = []
+    for layer in net.layers:
+        if layer.name not in weights:
+            raise MaskError(f"synflow_scores: no weight for layer {layer.name!r}")
+        w = torch.as_tensor(np.abs(np.asarray(_np(weights[layer.name]), dtype=np.float64)))
+        if masks is not None and layer.name in masks:
+            w = w * torch.as_tensor(np.asarray(_np(masks[layer.name])) != 0, dtype=torch.float64)
+        if tuple(w.shape) != layer.shape:
+            raise MaskError(f"synflow_scores: weight {layer.name!r} has shape {list(w.shape)}, "
+                            f"expected {list(layer.shape)}")
+        leaves.append(w)
+    grads = _flow(net, leaves)
+    return {layer.name: (w * g).numpy() for layer, w, g in zip(net.layers, leaves, grads,
+                                                                  strict=True)}
+
+
+def _flow(net: Network, effective_weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Rescaled ``dR/dw`` for nonnegative float64 weights (already masked), one per layer."""
+    leaves = [w.detach().requires_grad_(True) for w in effective_weights]
+    with torch.enable_grad():
+        vals: list[Any] = [None] * len(net.nodes)
+        for node in net.nodes:
+            if node.op == "input":
+                vals[node.id] = _Scaled(torch.ones(node.shape, dtype=torch.float64), 0.0)
+                continue
+            ins = [vals[i] for i in node.inputs]
+            if node.op == "layer":
+                x = ins[0]
+                out = _layer_forward(net.layers[node.layer], leaves[node.layer], x.h)
+                vals[node.id] = _Scaled(out.reshape(node.shape), x.s)
+            elif node.op == "pool":
+                x = ins[0]
+                ph = _pool_matrix(node.window_h, x.h.shape[1])
+                pw = _pool_matrix(node.window_w, x.h.shape[2])
+                vals[node.id] = _Scaled(torch.einsum("yh,chw,xw->cyx", ph, x.h, pw), x.s)
+            elif node.op == "add":
+                hs, s = _merge(ins)
+                vals[node.id] = _Scaled(torch.stack(hs).sum(0), s)
+            elif node.op == "cat":
+                hs, s = _merge(ins)
+                vals[node.id] = _Scaled(torch.cat(hs, 0), s)
+            elif node.op == "reshape":
+                vals[node.id] = _Scaled(ins[0].h.reshape(node.shape), ins[0].s)
+            else:  # pragma: no cover - Network guarantees the op set
+                raise MaskError(f"synflow_scores: unknown node op {node.op!r}")
+        hs, _ = _merge([vals[i] for i in net.outputs])
+        total = sum(h.sum() for h in hs)
+        if not isinstance(total, torch.Tensor) or not total.requires_grad:
+            return [torch.zeros_like(w) for w in leaves]
+        grads = torch.autograd.grad(total, leaves, allow_unused=True)
+    return [torch.zeros_like(w) if g is None else g for w, g in zip(leaves, grads, strict=True)]
+
+
+def _np(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().double().numpy()
+    return value
+
+
+# -------------------------------------------------------------------------------- the entry
+
+
+PRUNERS: dict[str, Callable[..., list[np.ndarray]]] = {
+    "random": _score_random,
+    "magnitude": _score_magnitude,
+    "snip": _score_snip,
+    "grasp": _score_grasp,
+    "synflow": lambda *a, **k: [],  # iterative: handled in prune()
+    "lamp": _score_lamp,
+}
+DATA_FREE = ("random", "magnitude", "synflow", "lamp")
+
+
+def _check_density(density: Any) -> float:
+    if isinstance(density, bool) or not isinstance(density, (int, float, np.integer, np.floating)):
+        raise QuotaError(f"density: expected a number in (0, 1], got {density!r}")
+    d = float(density)
+    if not 0.0 < d <= 1.0:  # also refuses NaN
+        hint = " (a density is the fraction kept; sparsity = 1 - density)" if d > 1 else ""
+        raise QuotaError(f"density: expected a number in (0, 1], got {density!r}{hint}")
+    return d
+
+
+def _layer_counts(net: Network, density: float, quotas: Any, dense: list[str]
+                  ) -> dict[str, int] | int:
+    """Per-layer kept counts (quotas given) or the global count over the pruned layers."""
+    from .quotas import budget_of, quota_counts
+    from .quotas import quotas as make_quotas
+
+    if quotas is None:
+        dense_params = sum(net.layer(n).params for n in dense)
+        k = budget_of(density, net.params) - dense_params
+        if k < 0:
+            raise QuotaError(
+                f"density {density!r} keeps {budget_of(density, net.params)} weights, fewer than "
+                f"the {dense_params} of the excluded (dense) layers {', '.join(dense)}"
+            )
+        return k
+    if isinstance(quotas, str):
+        q = make_quotas(net, quotas, density, dense=dense or None)
+    elif isinstance(quotas, Mapping):
+        q = make_quotas(net, dict(quotas), density, dense=dense or None)
+    else:
+        raise QuotaError(f"quotas: expected a scheme name or a mapping of layer densities, got "
+                         f"{type(quotas).__name__}")
+    return quota_counts(net, q)
+
+
+def prune(
+    model: nn.Module,
+    method: str,
+    *,
+    density: float,
+    example_input: torch.Tensor | tuple[torch.Tensor, ...],
+    data: Any = None,
+    quotas: str | Mapping[str, float] | None = None,
+    seed: int = 0,
+    rounds: int = 100,
+    exclude: Iterable[str] | str | None = None,
+) -> PruneMasks:
+    """Masks from a pruning-at-initialization score.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model; its weights, buffers, ``requires_grad`` flags and train/eval modes are left
+        as they were (scoring runs in eval mode, without touching ``.grad``).
+    method : {"random", "magnitude", "snip", "grasp", "synflow", "lamp"}
+        The score (see the module docstring and :data:`PRUNERS`).
+    density : float
+        Overall fraction of the prunable weights kept, in (0, 1]: exactly
+        ``round(density * N)`` are kept (``N`` all prunable weights, excluded layers included).
+    example_input : Tensor or tuple of Tensor
+        For :func:`sparsegraph.trace`; fixes the spatial sizes.
+    data : (x, y) pair or iterable of (x, y) batches, optional
+        Required by ``snip`` and ``grasp``: the loss is the cross entropy of ``model(x)`` and
+        the integer labels ``y``, summed over the batches.
+    quotas : str or mapping, optional
+        None: one global ranking. A scheme name of :func:`sparsegraph.quotas` (``"erk"``,
+        ``"igq"``, ...) or a mapping of layer densities: each layer keeps its own count.
+    seed : int, default 0
+        Seed of ``random`` (the other scores are deterministic given the weights and data).
+    rounds : int, default 100
+        SynFlow's pruning rounds; round ``k`` keeps ``density ** (k / rounds)`` of the weights
+        (each layer's quota to that power with ``quotas``), scoring only those still kept.
+    exclude : str or iterable of str, optional
+        Layer names or globs kept dense (their weights count toward the budget).
+
+    Returns
+    -------
+    PruneMasks
+        A dict of parameter name to bool array for every layer of ``sparsegraph.trace(model,
+        example_input)``, with ``.collapsed_layers``.
+
+    Raises
+    ------
+    MaskError
+        Unknown method, ``snip``/``grasp`` without ``data``, bad data, unknown excluded layer.
+    QuotaError
+        Density outside (0, 1], or a budget smaller than the excluded layers.
+    TraceError
+        If the model cannot be traced.
+
+    Warns
+    -----
+    LayerCollapseWarning
+        When a layer keeps no weight.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> masks = prune(model, "synflow", density=0.25, example_input=torch.zeros(1, 4), rounds=10)
+    >>> sum(int(m.sum()) for m in masks.values()), round(0.25 * (32 + 24))
+    (14, 14)
+    """
+    from .trace import trace
+
+    if method not in PRUNERS:
+        raise MaskError(f"unknown pruning method {method!r}; known: {', '.join(PRUNERS)}")
+    d = _check_density(density)
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
+        raise MaskError(f"rounds: expected a positive integer, got {rounds!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MaskError(f"seed: expected a non-negative integer, got {seed!r}")
+    if method in ("snip", "grasp"):
+        _batches(data, method)  # validate before any work
+    net = trace(model, example_input)
+    dense = select_layers(net, exclude, what="excluded")
+    counts = _layer_counts(net, d, quotas, dense)
+    names = net.names
+    active = [n not in dense for n in names]
+
+    if method == "synflow":
+        masks = _synflow(model, net, counts, active, int(rounds))
+    else:
+        scores = _scores_preserving(model, net, method, data=data, seed=int(seed))
+        masks = _select(net, scores, counts, active)
+    result = PruneMasks(zip(names, masks, strict=True))
+    result.method, result.density = method, d
+    result.collapsed_layers = [n for n, a in zip(names, active, strict=True)
+                               if a and not result[n].any()]
+    if result.collapsed_layers:
+        shown = ", ".join(result.collapsed_layers[:5])
+        if len(result.collapsed_layers) > 5:
+            shown += f" and {len(result.collapsed_layers) - 5} more"
+        warnings.warn(
+            f"{method} at density {d:g} kept no weight of {shown} "
+            "(layer collapse: unless a skip connection bypasses them, no input reaches the output)",
+            LayerCollapseWarning,
+            stacklevel=2,
+        )
+    return result
+
+
+def _select(net: Network, scores: list[np.ndarray], counts: dict[str, int] | int,
+            active: list[bool], eligible: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    if eligible is None:
+        eligible = [np.ones(layer.shape, dtype=bool) for layer in net.layers]
+    if isinstance(counts, int):
+        idx = [i for i, a in enumerate(active) if a]
+        chosen = _top_global([scores[i] for i in idx], [eligible[i] for i in idx], counts)
+        out = [np.ones(layer.shape, dtype=bool) for layer in net.layers]
+        for i, m in zip(idx, chosen, strict=True):
+            out[i] = m
+        return out
+    return [_top_layer(s, e, counts[layer.name]) if a else np.ones(layer.shape, dtype=bool)
+            for layer, s, e, a in zip(net.layers, scores, eligible, active, strict=True)]
+
+
+def _scores_preserving(model: nn.Module, net: Network, method: str, **kw: Any
+                       ) -> list[np.ndarray]:
+    """Run a scorer, then put the model's state, modes and flags back exactly."""
+    weights = _weights(model, net.names)
+    if method not in ("snip", "grasp"):
+        return PRUNERS[method](model, net, weights, **kw)
+    snapshot = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    modes = {m: m.training for m in model.modules()}
+    flags = {p: p.requires_grad for p in model.parameters()}
+    try:
+        model.eval()
+        for w in weights:
+            w.requires_grad_(True)
+        with torch.enable_grad():
+            return PRUNERS[method](model, net, weights, **kw)
+    finally:
+        with torch.no_grad():
+            for k, v in model.state_dict(keep_vars=True).items():
+                v.copy_(snapshot[k])
+        for m, t in modes.items():
+            m.train(t)
+        for p, f in flags.items():
+            p.requires_grad_(f)
+
+
+def _synflow(model: nn.Module, net: Network, counts: dict[str, int] | int,
+             active: list[bool], rounds: int) -> list[np.ndarray]:
+    """Iterative SynFlow. Work per round beyond the two passes is proportional to the weights
+    still kept: the masked weights are updated in place and only kept positions are scored."""
+    eff = [w.detach().to("cpu", torch.float64, copy=True).abs_() for w in
+           _weights(model, net.names)]
+    flat_eff = [w.numpy().reshape(-1) for w in eff]  # views: zeroing them masks ``eff``
+    kept_idx = [np.arange(layer.params, dtype=np.int64) for layer in net.layers]
+    act = [i for i, a in enumerate(active) if a]
+    total = sum(net.layers[i].params for i in act)
+    for k in range(1, rounds + 1):
+        frac = k / rounds
+        grads = _flow(net, eff)
+        scores = [flat_eff[i][kept_idx[i]] * grads[i].numpy().reshape(-1)[kept_idx[i]]
+                  for i in range(len(eff))]
+        if isinstance(counts, int):
+            current = sum(kept_idx[i].size for i in act)
+            target = counts if k == rounds or not total else int(round(
+                total * (counts / total) ** frac))
+            target = max(counts, min(current, target))
+            keep = _top_k(np.concatenate([scores[i] for i in act]) if act else np.zeros(0),
+                          None, target)
+            start, picks = 0, {}
+            for i in act:
+                n = kept_idx[i].size
+                picks[i] = keep[start:start + n]
+                start += n
+        else:
+            picks = {}
+            for i in act:
+                layer = net.layers[i]
+                c = counts[layer.name]
+                t = c if k == rounds else int(round(layer.params * (c / layer.params) ** frac))
+                picks[i] = _top_k(scores[i], None, max(c, min(kept_idx[i].size, t)))
+        for i, pick in picks.items():
+            flat_eff[i][kept_idx[i][~pick]] = 0.0
+            kept_idx[i] = kept_idx[i][pick]
+    out = []
+    for layer, idx in zip(net.layers, kept_idx, strict=True):
+        m = np.zeros(layer.params, dtype=bool)
+        m[idx] = True
+        out.append(m.reshape(layer.shape))
+    return out
