@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from .common import add_model_args, parse_shape, print_json, split_list
+from .common import add_model_args, console, parse_shape, print_json, split_list
 
 #: Files written into the output directory.
 OUTPUT_FILES = ("results.csv", "results.json", "compression.png", "report.html")
@@ -149,7 +149,6 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(result: object, folder: Path) -> None:
     import math
 
-    from rich.console import Console
     from rich.table import Table
 
     def fmt(x: float) -> str:
@@ -163,7 +162,7 @@ def _print_summary(result: object, folder: Path) -> None:
         table.add_row(r["scheme"], f"{r['density']:.4g}", fmt(r["direct_compression"]),
                       fmt(r["effective_compression"]), fmt(r["effective_compression_min"]),
                       fmt(r["effective_compression_max"]), f"{r['collapsed']}/{r['seeds']}")
-    console = Console()
-    console.print(table)
+    out = console()
+    out.print(table)
     written = [f for f in OUTPUT_FILES if (folder / f).exists()]
-    console.print(f"wrote {', '.join(written)} in {folder}/", soft_wrap=True)
+    out.print(f"wrote {', '.join(written)} in {folder}/", soft_wrap=True)
