@@ -42,16 +42,22 @@ Definitions (all on the unweighted 0/1 graph, in float64):
 Network summaries are the plain mean over the layers that have a value (the paper's aggregation)
 and the mean weighted by the layers' parameter counts.
 
-Numerics: the two largest singular values come from the Gram matrix of the smaller side
-(``B B^T`` or ``B^T B``, exact integers in float64) with a dense ``scipy.linalg.eigh`` restricted
-to its two largest eigenpairs when that side has at most :data:`DENSE_SIDE_MAX` nodes, else from
-``scipy.sparse.linalg.eigsh`` on the Gram operator per connected component (tight tolerance,
-deterministic start). The values are then refined as ``||B^T v||`` for the computed eigenvectors
-``v``, which is accurate to machine precision even for ``mu_hat`` near 0 (where ``sqrt`` of a
-Gram eigenvalue would only be good to ``sqrt(eps)``). Complete bipartite graphs are recognised
-and given their exact spectrum ``(sqrt(n_left * n_right), 0)``. The many small IMDB eigenproblems
-are solved in batches (padded stacks for ``numpy.linalg.eigh``). No dense eigendecomposition of
-the full ``(n_left + n_right)``-square adjacency is ever formed.
+Numerics: for the layer metrics and IMDB, the two largest singular values of a 0/1 (sub)graph
+come from Lanczos on the Gram operator ``B B^T`` of its smaller side (numba kernels in
+:mod:`sparsegraph._kernels_spectral`): full reorthogonalisation, a fixed pseudo-random start,
+stopped when both Ritz residuals are at most ``1e-10 * sigma1**2`` (estimates from the
+tridiagonal matrix, then checked on the Ritz vectors themselves); the Gram matrix is formed
+densely only where that is cheaper than two sparse products per step. The values are refined
+as ``||B^T x||`` for the unit Ritz vectors ``x``, which is accurate to machine precision even
+for ``mu_hat`` near 0 (where ``sqrt`` of a Gram eigenvalue would only be good to
+``sqrt(eps)``). A connected graph has a simple top value (Perron-Frobenius), so Lanczos cannot
+miss a repeated one; disconnected graphs are split into their components, each solved
+alone, and anything that does not converge falls back to a dense ``eigh`` of the Gram matrix.
+All of a layer's IMDB subgraphs are solved in one kernel call. Complete bipartite graphs are
+recognised and given their exact spectrum ``(sqrt(n_left * n_right), 0)``. The public
+:func:`top_singular_values` (also used for ``weighted_gap``) keeps the dense Gram ``eigh`` /
+``eigsh`` path. No dense eigendecomposition of the full ``(n_left + n_right)``-square adjacency
+is ever formed.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
+from ._kernels_spectral import group_right_counts, left_csr, top2_groups
 from .errors import MaskError
 from .network import Layer, Network, check_masks
 
@@ -86,8 +93,6 @@ __all__ = [
 DENSE_SIDE_MAX = 2048
 #: Minimum mean degree (left and right) for a graph to be scored (the paper's gate).
 MIN_DEGREE = 3.0
-# a padded stack for the batched small solver is used up to this side
-_BATCH_SIDE_MAX = 48
 # dense float64 copies of a graph are made up to this many elements
 _DENSE_ELEMS_MAX = 1 << 23
 
@@ -360,35 +365,105 @@ def _top2_sparse_any(x: sp.csr_array, *, lanczos: bool = False) -> tuple[float, 
     return vals[0], vals[1]
 
 
-def _top2_batch(mats: list[np.ndarray]) -> list[tuple[float, float]]:
-    """Two largest singular values of many small dense float64 matrices (all sides >= 1)."""
-    out: list[tuple[float, float] | None] = [None] * len(mats)
-    small: dict[int, list[int]] = {}
-    for i, x in enumerate(mats):
-        p = min(x.shape)
-        if p <= _BATCH_SIDE_MAX:
-            size = 8
-            while size < p:
-                size *= 2
-            small.setdefault(size, []).append(i)
+# Lanczos settings of the layer solver (see :func:`_top2_groups`)
+_LANCZOS_TOL = 1e-10
+_LANCZOS_MAX_ITER = 400
+_LANCZOS_FIRST_CHECK = 16
+# start vectors: one fixed stream of standard normals, the first p entries for a side of p
+_START = np.random.default_rng(0x5EED).standard_normal(1 << 12)
+
+
+def _start_vector(p: int) -> np.ndarray:
+    """Deterministic random start entries (at least ``p``)."""
+    return _START if p <= _START.size else np.random.default_rng(0x5EED).standard_normal(p)
+
+
+def _left_csr(m2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Left CSR (int64 indptr, int64 right indices) of an (out, fan_in) bool mask, with the
+    right and left degrees."""
+    deg_r = np.empty(m2.shape[0], dtype=np.int64)
+    deg_l = np.empty(m2.shape[1], dtype=np.int64)
+    lp, li = left_csr(np.ascontiguousarray(m2), deg_r, deg_l)
+    return lp, li, deg_r, deg_l
+
+
+def _pack(groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(groups) + 1, dtype=np.int64)
+    np.cumsum([g.size for g in groups], out=offsets[1:])
+    members = np.concatenate(groups).astype(np.int64) if groups else np.zeros(0, np.int64)
+    return members, offsets
+
+
+def _sub_csr(lp: np.ndarray, li: np.ndarray, n_right: int, left: np.ndarray) -> sp.csr_array:
+    """The sub-biadjacency of the left nodes ``left`` (all right nodes kept) as float CSR."""
+    starts, stops = lp[left], lp[left + 1]
+    counts = stops - starts
+    idx = np.repeat(starts - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    cols = li[idx + np.arange(idx.size)]
+    indptr = np.zeros(left.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return sp.csr_array((np.ones(cols.size), cols, indptr), shape=(left.size, n_right))
+
+
+def _top2_groups(
+    lp: np.ndarray, li: np.ndarray, n_right: int, groups: list[np.ndarray]
+) -> list[tuple[float, float]]:
+    """``(sigma1, sigma2)`` of the subgraph of each group of left nodes (all right nodes, the
+    isolated ones dropped) of a 0/1 layer graph given by its left CSR ``(lp, li)``.
+
+    Connected subgraphs: Lanczos on the Gram operator of the smaller side with full
+    reorthogonalisation (numba, :func:`~sparsegraph._kernels_spectral.top2_groups`), stopped
+    when both Ritz residuals are below ``_LANCZOS_TOL`` times ``sigma1**2``, the values refined
+    as ``||B^T x||`` and the true residuals checked again. Disconnected subgraphs (the only
+    ones whose top value can repeat) are split into their components, solved one by one.
+    Anything that does not converge falls back to the dense Gram ``eigh``.
+    """
+    out = np.zeros((len(groups), 8))
+    if not groups:
+        return []
+    members, offsets = _pack(groups)
+    p_max = max(int(g.size) for g in groups)
+    top2_groups(lp, li, n_right, members, offsets, _start_vector(p_max), _LANCZOS_TOL,
+                _LANCZOS_MAX_ITER, _LANCZOS_FIRST_CHECK, out)
+    vals: list[tuple[float, float]] = []
+    for g, left in enumerate(groups):
+        status = int(out[g, 5])
+        ok = status == 0 and max(out[g, 2], out[g, 3]) <= 10 * _LANCZOS_TOL
+        if ok:
+            s1, s2 = float(out[g, 0]), float(out[g, 1])
+            vals.append((s1, s2) if s1 >= s2 else (s2, s1))
+            continue
+        sub = _sub_csr(lp, li, n_right, left)
+        sub = sub[:, np.flatnonzero(np.bincount(sub.indices, minlength=n_right))].tocsr()
+        if status == 1:
+            vals.append(_top2_components(sub))
+        elif status == 3:  # a star: rank one
+            vals.append((math.sqrt(float(sub.nnz)), 0.0))
         else:
-            out[i] = _top2_dense(x)
-    for size, idx in small.items():
-        # pad to (size, qmax); zero padding only adds zero singular values
-        xs = [mats[i] if mats[i].shape[0] <= mats[i].shape[1] else mats[i].T for i in idx]
-        q = max(x.shape[1] for x in xs)
-        stack = np.zeros((len(xs), size, q))
-        for k, x in enumerate(xs):
-            stack[k, : x.shape[0], : x.shape[1]] = x
-        gram = stack @ stack.transpose(0, 2, 1)
-        _, vecs = np.linalg.eigh(gram)
-        top = vecs[:, :, -2:]  # (b, size, 2)
-        prod = stack.transpose(0, 2, 1) @ top  # (b, q, 2)
-        s = np.sqrt(np.einsum("bij,bij->bj", prod, prod))
-        s = np.sort(s, axis=1)[:, ::-1]
-        for k, i in enumerate(idx):
-            out[i] = (float(s[k, 0]), float(s[k, 1]))
-    return out  # type: ignore[return-value]
+            vals.append(_top2_dense(sub.toarray()) if sub.shape[0] * sub.shape[1]
+                        <= _DENSE_ELEMS_MAX else _top2_gram_sparse(sub))
+    return vals
+
+
+def _top2_components(x: sp.csr_array) -> tuple[float, float]:
+    """Top two singular values of a disconnected 0/1 graph without isolated nodes: the two
+    largest over its components' top two (each component solved by :func:`_top2_groups`)."""
+    nl, nr = x.shape
+    adj = sp.bmat([[None, x], [x.T, None]], format="csr")
+    ncomp, labels = connected_components(adj, directed=False)
+    lab_l = labels[:nl]
+    order = np.argsort(lab_l, kind="stable")
+    cuts = np.searchsorted(lab_l[order], np.arange(ncomp + 1))
+    comps = [order[cuts[c] : cuts[c + 1]] for c in range(ncomp) if cuts[c + 1] > cuts[c]]
+    xs = x.astype(np.float64).tocsr()
+    xs.sort_indices()
+    lp = xs.indptr.astype(np.int64)
+    li = xs.indices.astype(np.int64)
+    vals: list[float] = []
+    for s1, s2 in _top2_groups(lp, li, nr, comps):
+        vals.extend((s1, s2))
+    vals.sort(reverse=True)
+    return vals[0], (vals[1] if len(vals) > 1 else 0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,24 +534,27 @@ def _gaps(lam1: float, mu: float, dl: float, dr: float) -> tuple[float, float, f
     return bound_s, bound_s - mu, bound_r, bound_r - mu
 
 
-def _imdb(m2: np.ndarray, deg_l: np.ndarray) -> tuple[float | None, float | None, float | None,
-                                                      int, int]:
-    """IMDB over the left-degree groups of the (out, fan_in) bool matrix ``m2``."""
+def _imdb(
+    lp: np.ndarray, li: np.ndarray, n_right_total: int, deg_l: np.ndarray
+) -> tuple[float | None, float | None, float | None, int, int]:
+    """IMDB over the left-degree groups of a layer graph given by its left CSR."""
     degrees, counts = np.unique(deg_l, return_counts=True)
     keep = (degrees > 0) & (counts >= 3)
-    groups = degrees[keep]
+    groups_d = degrees[keep]
     order = np.argsort(deg_l, kind="stable")
-    starts = np.searchsorted(deg_l[order], groups)
+    starts = np.searchsorted(deg_l[order], groups_d)
     sizes = counts[keep]
-    n_groups = int(groups.size)
+    n_groups = int(groups_d.size)
+    groups = [order[st : st + k] for st, k in zip(starts.tolist(), sizes.tolist(), strict=True)]
+    members, offsets = _pack(groups)
+    n_rights = np.zeros(n_groups, dtype=np.int64)
+    if n_groups:
+        group_right_counts(lp, li, n_right_total, members, offsets, n_rights)
     todo: list[np.ndarray] = []
     meta: list[tuple[float, float]] = []
     closed: list[tuple[float, float, float, float]] = []  # (lam1, mu, dl, dr) known exactly
-    for d, start, k in zip(groups.tolist(), starts.tolist(), sizes.tolist(), strict=True):
-        cols = order[start : start + k]
-        sub = m2[:, cols]
-        rows = np.flatnonzero(sub.any(axis=1))
-        n_r = rows.size
+    for d, k, n_r, cols in zip(groups_d.tolist(), sizes.tolist(), n_rights.tolist(), groups,
+                               strict=True):
         edges = k * d
         if _gate(k, n_r, edges) is not None:
             continue
@@ -484,9 +562,9 @@ def _imdb(m2: np.ndarray, deg_l: np.ndarray) -> tuple[float | None, float | None
         if d == n_r:  # complete bipartite
             closed.append((math.sqrt(k * n_r), 0.0, dl, dr))
             continue
-        todo.append(np.ascontiguousarray(sub[rows], dtype=np.float64))
+        todo.append(cols)
         meta.append((dl, dr))
-    vals = _top2_batch(todo)
+    vals = _top2_groups(lp, li, n_right_total, todo)
     scored = [(s1, s2, dl, dr) for (s1, s2), (dl, dr) in zip(vals, meta, strict=True)] + closed
     if not scored:
         return None, None, None, n_groups, 0
@@ -538,9 +616,8 @@ def layer_spectrum(
     """
     m2 = _layer_mask2d(layer, mask)
     dim_right, dim_left = m2.shape
-    deg_r = np.count_nonzero(m2, axis=1)
-    deg_l = np.count_nonzero(m2, axis=0)
-    edges = int(deg_r.sum())
+    lp, li, deg_r, deg_l = _left_csr(m2)
+    edges = int(li.size)
     n_left, n_right = int(np.count_nonzero(deg_l)), int(np.count_nonzero(deg_r))
     base: dict[str, Any] = dict(
         name=layer.name, shape=tuple(layer.shape), params=layer.params, kept=edges,
@@ -561,20 +638,10 @@ def layer_spectrum(
     if reason is not None:
         return LayerSpectrum(**base, scored=False, reason=reason)
     dl, dr = edges / n_left, edges / n_right
-    rows, cols = deg_r > 0, deg_l > 0
     if edges == n_left * n_right:
         lam1, mu = math.sqrt(n_left * n_right), 0.0
-    elif min(n_left, n_right) <= DENSE_SIDE_MAX and _use_dense(
-        min(n_left, n_right), max(n_left, n_right), edges
-    ):
-        lam1, mu = _top2_dense(m2[np.ix_(rows, cols)].astype(np.float64))
     else:
-        sub = m2[np.ix_(rows, cols)] if (n_left < dim_left or n_right < dim_right) else m2
-        r_idx, c_idx = np.nonzero(sub)
-        x = sp.csr_array(
-            (np.ones(r_idx.size), (r_idx, c_idx)), shape=sub.shape
-        )
-        lam1, mu = _top2_sparse_any(x)
+        ((lam1, mu),) = _top2_groups(lp, li, dim_right, [np.flatnonzero(deg_l)])
     bound_s, delta_s, bound_r, delta_r = _gaps(lam1, mu, dl, dr)
     root = math.sqrt(n_left * n_right)
     term = (mu * mu / 4.0 + 1.0) * root
@@ -589,7 +656,7 @@ def layer_spectrum(
         narc=narc2, narc_single_edge=narc1,
     )
     if imdb:
-        im, im_r, im_s, n_sub, n_scored = _imdb(m2, deg_l)
+        im, im_r, im_s, n_sub, n_scored = _imdb(lp, li, dim_right, deg_l)
         rec.update(imdb=im, imdb_delta_r=im_r, imdb_delta_s=im_s, imdb_subgraphs=n_sub,
                    imdb_scored=n_scored)
     if wmat is not None:
@@ -717,9 +784,10 @@ def spectral(
 
     Notes
     -----
-    Cost per layer: a degree count over the mask, one Gram matrix of the smaller side (dense
-    BLAS or a sparse product) and a two-eigenpair ``eigh`` (``eigsh`` above
-    :data:`DENSE_SIDE_MAX`); IMDB adds one small Gram/eigh per left-degree group, batched.
+    Cost per layer: one pass over the mask (degrees and the graph's CSR), and Lanczos on the
+    Gram operator of the smaller side (a few dozen steps, each two sparse products or one
+    dense Gram product, plus reorthogonalisation); IMDB adds one such solve per left-degree
+    group, all in one numba call.
 
     Examples
     --------

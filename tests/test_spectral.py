@@ -451,3 +451,112 @@ def test_regular_masks_are_ramanujan_where_uniform_masks_are_not():
         r_uni = layer_spectrum(layer, uni.reshape(layer.shape), imdb=False)
         assert r_reg.delta_r >= 0 > r_uni.delta_r
         assert r_reg.mu_hat < r_uni.mu_hat
+
+
+# ------------------------------------------------------------------------------------------
+# the Lanczos layer solver (numba) against dense numpy.linalg
+
+
+def solver_top2(b: np.ndarray) -> tuple[float, float]:
+    """(sigma1, sigma2) of a 0/1 biadjacency (rows = left) through the layer solver."""
+    b = np.ascontiguousarray(np.asarray(b, dtype=bool))
+    lp, li, _, deg_l = spectral_mod._left_csr(b.T.copy())
+    ((s1, s2),) = spectral_mod._top2_groups(lp, li, b.shape[1], [np.flatnonzero(deg_l)])
+    return s1, s2
+
+
+def assert_top2(got: tuple[float, float], b: np.ndarray) -> None:
+    ref = svd2(b)
+    assert got[0] == pytest.approx(ref[0], rel=1e-8)
+    assert got[1] == pytest.approx(ref[1], rel=1e-8, abs=1e-10 * ref[0])
+
+
+@st.composite
+def layer_graphs(draw):
+    """Random 0/1 biadjacencies: one random block, a disjoint union of blocks (some equal:
+    repeated top values), or two equal blocks joined by one edge (nearly repeated top value)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["random", "union", "equal", "bridge"]))
+    p = draw(st.floats(0.05, 0.9))
+
+    def block(nl: int, nr: int) -> np.ndarray:
+        m = rng.random((nl, nr)) < p
+        m[rng.integers(0, nl, nr), np.arange(nr)] = True  # no isolated right node
+        m[np.arange(nl), rng.integers(0, nr, nl)] = True  # no isolated left node
+        return m
+
+    sizes = st.tuples(st.integers(1, 30), st.integers(1, 30))
+    if kind == "random":
+        nl, nr = draw(st.tuples(st.integers(2, 90), st.integers(2, 90)))
+        return block(nl, nr)
+    if kind == "union":
+        blocks = [block(*draw(sizes)) for _ in range(draw(st.integers(2, 4)))]
+        return np.asarray(sp.block_diag(blocks).toarray(), dtype=bool)
+    k = block(*draw(sizes))
+    two = np.asarray(sp.block_diag([k, k]).toarray(), dtype=bool)
+    if kind == "bridge":
+        two[0, -1] = True
+    return two
+
+
+@settings(max_examples=80, deadline=None)
+@given(b=layer_graphs())
+def test_lanczos_solver_matches_dense_numpy(b):
+    assert_top2(solver_top2(b), b)
+
+
+@settings(max_examples=25, deadline=None)
+@given(out=st.integers(8, 60), inp=st.integers(8, 120), p=st.floats(0.05, 0.6),
+       seed=st.integers(0, 2**32 - 1))
+def test_imdb_groups_match_dense_numpy(out, inp, p, seed):
+    """Every left-degree subgraph solved by the batched kernel equals numpy's SVD."""
+    m2 = np.random.default_rng(seed).random((out, inp)) < p
+    lp, li, _, deg_l = spectral_mod._left_csr(m2)
+    groups = [np.flatnonzero(deg_l == d) for d in np.unique(deg_l[deg_l > 0])]
+    for rows, got in zip(groups, spectral_mod._top2_groups(lp, li, out, groups), strict=True):
+        sub = m2.T[rows]
+        assert_top2(got, sub[:, sub.any(axis=0)])
+
+
+def test_lanczos_solver_on_a_layer_sized_graph():
+    """A 1152 x 128 layer at 5% (p = 128 Gram side, dense Gram path) and a sparser 600 x 300
+    one (sparse products): converged, not the fallback, and equal to numpy."""
+    rng = np.random.default_rng(11)
+    for shape, dens in (((1152, 128), 0.05), ((600, 300), 0.02)):
+        b = rng.random(shape) < dens
+        b = b[b.any(axis=1)][:, b.any(axis=0)]
+        lp, li, _, deg_l = spectral_mod._left_csr(np.ascontiguousarray(b.T))
+        members = np.flatnonzero(deg_l).astype(np.int64)
+        out = np.zeros((1, 8))
+        spectral_mod.top2_groups(lp, li, b.shape[1], members, np.array([0, members.size]),
+                                 spectral_mod._start_vector(members.size), 1e-10, 400, 16, out)
+        assert out[0, 5] == 0 and out[0, 4] < min(b.shape)  # converged early
+        assert max(out[0, 2], out[0, 3]) <= 1e-9
+        assert_top2((out[0, 0], out[0, 1]), b)
+
+
+def test_lanczos_fallback_when_not_converged(monkeypatch):
+    monkeypatch.setattr(spectral_mod, "_LANCZOS_MAX_ITER", 3)
+    rng = np.random.default_rng(4)
+    b = rng.random((70, 50)) < 0.2
+    assert_top2(solver_top2(b), b)
+
+
+def test_lanczos_solver_special_graphs():
+    # two equal components: repeated top value (found per component)
+    k = np.random.default_rng(2).random((12, 9)) < 0.5
+    two = np.asarray(sp.block_diag([k, k]).toarray(), dtype=bool)
+    got = solver_top2(two)
+    assert got[1] == pytest.approx(got[0], rel=1e-12)
+    assert_top2(got, two)
+    # a star component beside a complete bipartite one; a rank-one (complete) graph
+    b = np.zeros((6, 9), bool)
+    b[0, :4] = True
+    b[1:, 4:] = True
+    assert_top2(solver_top2(b), b)
+    full = np.ones((7, 5), bool)
+    got = solver_top2(full)
+    assert got[0] == pytest.approx(math.sqrt(35), rel=1e-12) and abs(got[1]) < 1e-12
+    # deterministic: same bytes twice
+    rb = np.random.default_rng(9).random((80, 40)) < 0.2
+    assert solver_top2(rb) == solver_top2(rb)
