@@ -56,7 +56,7 @@ from typing import IO, Any
 import numpy as np
 
 from .errors import MaskError, MaskFileError
-from .network import Network, _as_numpy, check_masks
+from .network import Network, as_bool_mask, check_masks
 
 __all__ = [
     "FORMATS",
@@ -127,24 +127,6 @@ def _is_mask_key(key: str) -> bool:
 # ----------------------------------------------------------------------------------- values
 
 
-def _bool_array(name: str, value: Any) -> np.ndarray:
-    """0/1 array-like -> C-contiguous bool ndarray (the rules of :func:`check_masks`)."""
-    arr = _as_numpy(value, name)
-    if arr.dtype == np.bool_:
-        return np.ascontiguousarray(arr)
-    if arr.dtype.kind not in "biuf":
-        raise MaskError(f"mask {name!r}: expected 0/1 values, got dtype {arr.dtype}")
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        raise MaskError(f"mask {name!r}: contains NaN; a mask holds only 0 and 1")
-    bad = (arr != 0) & (arr != 1)
-    if bad.any():
-        raise MaskError(
-            f"mask {name!r}: expected only 0 and 1, found {arr[bad].flat[0]!r} "
-            f"({int(bad.sum())} such values)"
-        )
-    return np.ascontiguousarray(arr != 0)
-
-
 def _canonical(masks: Mapping[str, Any], net: Network | None) -> dict[str, np.ndarray]:
     if not isinstance(masks, Mapping):
         raise MaskError(
@@ -156,7 +138,7 @@ def _canonical(masks: Mapping[str, Any], net: Network | None) -> dict[str, np.nd
     for key, value in masks.items():
         if not isinstance(key, str) or not key or key == _META_KEY:
             raise MaskError(f"mask keys must be parameter names, got {key!r}")
-        out[key] = _bool_array(key, value)
+        out[key] = as_bool_mask(value, key)
     return out
 
 
@@ -430,7 +412,7 @@ def _collect(raw: Mapping[Any, Any]) -> dict[str, np.ndarray]:
             raise MaskFileError(f"keys {origin[name]!r} and {key!r} both give the mask of {name!r}")
         if not (hasattr(value, "shape") and hasattr(value, "dtype")):
             raise MaskFileError(f"entry {key!r}: expected a tensor, got {type(value).__name__}")
-        out[name] = _bool_array(name, value)
+        out[name] = as_bool_mask(value, name)
         origin[name] = key
     return out
 

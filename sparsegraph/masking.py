@@ -37,7 +37,7 @@ from torch.nn.utils import parametrize, prune
 
 from .errors import MaskError
 from .maskfile import normalize_key
-from .network import _as_numpy, _suggest
+from .network import _suggest, as_bool_mask
 
 __all__ = ["APPLY_METHODS", "MaskParametrization", "apply_masks", "extract_masks"]
 
@@ -125,25 +125,13 @@ def _resolve(model: nn.Module, key: str) -> tuple[nn.Module, str, torch.Tensor]:
 
 
 def _mask_tensor(key: str, value: Any, like: torch.Tensor) -> torch.Tensor:
-    arr = _as_numpy(value, key)
+    arr = as_bool_mask(value, key)
     if tuple(arr.shape) != tuple(like.shape):
         raise MaskError(
             f"mask {key!r}: expected the parameter's shape {list(like.shape)}, "
             f"got {list(arr.shape)}"
         )
-    if arr.dtype != np.bool_:
-        if arr.dtype.kind not in "biuf":
-            raise MaskError(f"mask {key!r}: expected 0/1 values, got dtype {arr.dtype}")
-        if arr.dtype.kind == "f" and np.isnan(arr).any():
-            raise MaskError(f"mask {key!r}: contains NaN; a mask holds only 0 and 1")
-        bad = (arr != 0) & (arr != 1)
-        if bad.any():
-            raise MaskError(
-                f"mask {key!r}: expected only 0 and 1, found {arr[bad].flat[0]!r} "
-                f"({int(bad.sum())} such values)"
-            )
-        arr = arr != 0
-    return torch.from_numpy(np.ascontiguousarray(arr, dtype=bool)).to(like.device)
+    return torch.from_numpy(arr).to(like.device)
 
 
 def apply_masks(

@@ -45,7 +45,9 @@ import numpy as np
 
 from .errors import MaskError
 
-__all__ = ["Layer", "Node", "Network", "check_masks", "dense_layers", "select_layers"]
+__all__ = [
+    "Layer", "Node", "Network", "as_bool_mask", "check_masks", "dense_layers", "select_layers",
+]
 
 NODE_OPS = ("input", "layer", "pool", "add", "cat", "reshape")
 
@@ -242,6 +244,43 @@ def _as_numpy(value: Any, name: str) -> np.ndarray:
         raise MaskError(f"mask {name!r}: cannot be read as an array ({exc})") from None
 
 
+def as_bool_mask(value: Any, name: str) -> np.ndarray:
+    """One mask value as a C-contiguous bool array, whatever its shape.
+
+    The single rule for mask values: numpy arrays, torch tensors or nested lists holding only
+    0 and 1 (bool, integer or float dtype); ``name`` is the layer named in the error.
+
+    Raises
+    ------
+    MaskError
+        For NaN, values other than 0 and 1, or a non-numeric dtype.
+
+    Examples
+    --------
+    >>> as_bool_mask([[1, 0], [0.0, 1.0]], "fc.weight").tolist()
+    [[True, False], [False, True]]
+    >>> as_bool_mask([2, 0], "fc.weight")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.MaskError: mask 'fc.weight': expected only 0 and 1, found 2 ...
+    """
+    arr = _as_numpy(value, name)
+    if arr.dtype != np.bool_:
+        if arr.dtype.kind not in "biuf":
+            raise MaskError(f"mask {name!r}: expected 0/1 values, got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and np.isnan(arr).any():
+            raise MaskError(f"mask {name!r}: contains NaN; a mask holds only 0 and 1")
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            value = arr[bad].flat[0]
+            raise MaskError(
+                f"mask {name!r}: expected only 0 and 1, found {value.item()!r} "
+                f"({int(bad.sum())} such values); threshold scores into a mask first"
+            )
+        arr = arr != 0
+    return np.ascontiguousarray(arr)
+
+
 def check_masks(
     net: Network, masks: Mapping[str, Any], *, fill_missing: bool = True
 ) -> dict[str, np.ndarray]:
@@ -308,20 +347,7 @@ def check_masks(
             raise MaskError(
                 f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(arr.shape)}"
             )
-        if arr.dtype != np.bool_:
-            if arr.dtype.kind not in "biuf":
-                raise MaskError(f"mask {layer.name!r}: expected 0/1 values, got dtype {arr.dtype}")
-            if arr.dtype.kind == "f" and np.isnan(arr).any():
-                raise MaskError(f"mask {layer.name!r}: contains NaN; a mask holds only 0 and 1")
-            bad = (arr != 0) & (arr != 1)
-            if bad.any():
-                value = arr[bad].flat[0]
-                raise MaskError(
-                    f"mask {layer.name!r}: expected only 0 and 1, found {value.item()!r} "
-                    f"({int(bad.sum())} such values); threshold scores into a mask first"
-                )
-            arr = arr != 0
-        out[layer.name] = np.ascontiguousarray(arr)
+        out[layer.name] = as_bool_mask(arr, layer.name)
     return out
 
 

@@ -7,7 +7,11 @@ default) and ``thorough`` (HYPOTHESIS_PROFILE=thorough, for a long local run).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+
+# tests/ holds shared helpers (reference.py, nets.py) that test modules import by name
+sys.path.insert(0, str(Path(__file__).parent))
 
 # One numba cache per pytest-xdist worker, so workers never write the same cache files.
 _worker = os.environ.get("PYTEST_XDIST_WORKER")
