@@ -245,6 +245,30 @@ def conv_taps(taps, hout, wout, hin, win, sy, sx):
     return fv, bi, flags
 
 
+MAX_COVER_TAPS = 9
+
+
+@njit(cache=True)
+def tap_cover(fv, flags, wout):
+    """For every set of taps (a bit per tap), whether their valid regions cover the output map.
+
+    ``fv`` and ``flags`` as in the module docstring (``K <= MAX_COVER_TAPS`` taps); returns
+    uint8 ``(2 ** K,)``. It lets :func:`conv_forward` settle a row from the set of its kept taps
+    instead of OR-ing their regions.
+    """
+    k, hout, nwo = fv.shape
+    frow = full_row(wout, nwo)
+    out = np.zeros(1 << k, dtype=np.uint8)
+    u = np.empty((hout, nwo), dtype=np.uint64)
+    for sub in range(1, 1 << k):
+        u[:, :] = _ZERO
+        for t in range(k):
+            if (sub >> t) & 1 and flags[t, 0]:
+                _or_into(u, fv[t])
+        out[sub] = _is_full(u, frow)
+    return out
+
+
 @njit(cache=True)
 def _tap_fwd_or(dst, src, tp, sy, sx):
     """dst (out map) |= forward image of src (in map) under one tap; ``tp`` = taps[t]."""
@@ -330,7 +354,7 @@ def _tap_hit(a, b, tp, sy, sx):
 
 @njit(cache=True)
 def conv_forward(mask, m8, m64, cin_g, cout_g, st_in, map_in, st_out, map_out, taps, fv, flags,
-                 chan_of, tap_of, sy, sx, wout):
+                 cover, chan_of, tap_of, sy, sx, wout):
     """Forward reachability through a masked Conv2d.
 
     Parameters
@@ -346,6 +370,8 @@ def conv_forward(mask, m8, m64, cin_g, cout_g, st_in, map_in, st_out, map_out, t
     st_out, map_out : uint8 (Cout,), uint64 (Cout, Hout, NWout)
         Written: forward state of the output (normalised).
     taps, fv, flags : see module docstring.
+    cover : uint8 (2 ** K,) or (0,)
+        From :func:`tap_cover` when ``K <= MAX_COVER_TAPS``, else empty.
     chan_of, tap_of : int32 (cin_g * K,)
         ``j // K`` and ``j % K`` for every position ``j`` of a row (no divisions in the loops).
     sy, sx, wout : int
@@ -360,6 +386,7 @@ def conv_forward(mask, m8, m64, cin_g, cout_g, st_in, map_in, st_out, map_out, t
     k = taps.shape[0]
     frow = full_row(wout, map_out.shape[2])
     seen = np.full(k, -1, dtype=np.int64)  # seen[t] == o: tap t already ORed into row o's map
+    use_cover = cover.shape[0] > 0
     n = mask.shape[1]
     hout, nwo = map_out.shape[1], map_out.shape[2]
     grouped = cout_g != mask.shape[0]
@@ -367,6 +394,7 @@ def conv_forward(mask, m8, m64, cin_g, cout_g, st_in, map_in, st_out, map_out, t
         ib = (o // cout_g) * cin_g if grouped else 0
         found = False
         started = False  # map_out[o] holds the union of the valid regions seen so far
+        tapset = 0  # with a cover table: the taps seen instead (map_out[o] not written)
         mixed = False
         base = o * n
         j = _next_kept(m8, m64, base, base + n) - base
@@ -380,7 +408,13 @@ def conv_forward(mask, m8, m64, cin_g, cout_g, st_in, map_in, st_out, map_out, t
                 if flags[t, 1]:
                     found = True
                     break
-                if flags[t, 0] and seen[t] != o:
+                if use_cover:
+                    if flags[t, 0]:
+                        tapset |= 1 << t
+                        if cover[tapset]:
+                            found = True
+                            break
+                elif flags[t, 0] and seen[t] != o:
                     seen[t] = o
                     full = True
                     for y in range(hout):  # map_out[o] |= fv[t], is it full now?
@@ -399,6 +433,14 @@ def conv_forward(mask, m8, m64, cin_g, cout_g, st_in, map_in, st_out, map_out, t
         if found:
             st_out[o] = 1
             continue
+        if tapset != 0:  # the union of the valid regions of the taps seen
+            for t in range(k):
+                if (tapset >> t) & 1:
+                    if started:
+                        _or_into(map_out[o], fv[t])
+                    else:
+                        map_out[o, :, :] = fv[t]
+                        started = True
         if not (mixed or started):
             st_out[o] = 0
             continue
@@ -447,8 +489,8 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
     m64 : uint64 (Cout * cin_g * K // 8,)
         The mask buffer as 8-byte words (8-byte aligned).
     eff, e64 : uint8 (Cout, cin_g * K), uint64 (Cout * cin_g * K // 8,)
-        On entry a copy of ``mask`` (a memcpy is faster than any copy loop here); on exit the
-        effective mask (``e64``: the same buffer as 8-byte words, 8-byte aligned). Weight
+        Written (every byte; the content on entry does not matter): the effective mask
+        (``e64``: the same buffer as 8-byte words, 8-byte aligned). Weight
         ``(o, i, t)`` is effective iff it is kept and some output pixel of ``o`` alive in
         ``(st_bo, map_bo)`` reads through tap ``t`` an input pixel of ``i`` alive in
         ``(st_fi, map_fi)``.
@@ -469,13 +511,11 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
 
     Notes
     -----
-    Rows of all-alive output channels are left as copied, fixed only at the input channels that
-    are not all-alive (and at taps with an empty valid region). What they send back is
-    accumulated per input channel either with a shrinking list of input channels not yet
-    all-alive, checked against the taps that alone read the whole input map (when there are
-    such taps; the few channels left at the end are completed column by column), or else as
-    the OR of those rows (in the same streaming pass as the copy) turned into input pixels at
-    the end. Rows of
+    Every row is copied to ``eff`` while it is in cache. Rows of all-alive output channels
+    are then fixed only at the input channels that are not all-alive forward (and at taps with
+    an empty valid region); what they send back is the OR of those rows (accumulated in the
+    same streaming pass as the copy, while some input channel of the group is not yet
+    all-alive backward), turned into input pixels per pending channel at the end. Rows of
     mixed output channels are handled weight by weight on the bitmaps.
     """
     k = taps.shape[0]
@@ -485,12 +525,9 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
     groups = cout // cout_g
     frow_i = full_row(win, map_bi.shape[2])
     all_nonempty = True
-    use_pend = False
     for t in range(k):
         if not flags[t, 0]:
             all_nonempty = False
-        if flags[t, 2]:
-            use_pend = True
     # per group: input channels not all-alive forward (spec) and not yet all-alive backward (pend)
     spec = np.empty(cin, dtype=np.int64)
     nspec = np.zeros(groups, dtype=np.int64)
@@ -508,14 +545,9 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
     remaining = npend.copy()  # input channels per group not yet all-alive backward
     words = n % 8 == 0  # rows start on word boundaries: copy and OR them 8 bytes at a time
     nw = n // 8
-    acc64 = np.zeros((groups, 1 if use_pend else (n + 7) // 8), dtype=np.uint64)
+    # per group, the OR of its all-alive output rows (while some input channel is pending)
+    acc64 = np.zeros((groups, (n + 7) // 8), dtype=np.uint64)
     acc = acc64.view(np.uint8)
-    fulltaps = np.empty(k, dtype=np.int64)
-    nfull = 0
-    for t in range(k):
-        if flags[t, 2]:
-            fulltaps[nfull] = t
-            nfull += 1
     hitc = np.full((cin, k), -1, dtype=np.int8)  # (fwd-mixed input, all-alive output) hits
     hito = np.empty(k, dtype=np.int8)  # (all-alive input, mixed output o) hits, per row
     hin, nwi = map_bi.shape[1], map_bi.shape[2]
@@ -534,15 +566,23 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
                     eff[o, j] = 0
             continue
         if so == 1:
-            if use_pend or remaining[g] == 0:
-                pass
-            elif words:
+            # the row is copied, then fixed where needed
+            if words:
                 b = o * nw
-                for w in range(nw):
-                    acc64[g, w] |= m64[b + w]
+                if remaining[g] == 0:
+                    for w in range(nw):
+                        e64[b + w] = m64[b + w]
+                else:
+                    for w in range(nw):
+                        v = m64[b + w]
+                        e64[b + w] = v
+                        acc64[g, w] |= v
             else:
                 for j in range(n):
-                    acc[g, j] |= mask[o, j]
+                    eff[o, j] = mask[o, j]
+                if remaining[g] != 0:
+                    for j in range(n):
+                        acc[g, j] |= mask[o, j]
             if not all_nonempty:
                 for il in range(cin_g):
                     for t in range(k):
@@ -563,36 +603,14 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
                             hitc[i, t] = h
                         if h == 0:
                             eff[o, j0 + t] = 0
-            if use_pend and remaining[g] > 0:
-                if remaining[g] * 5 > n:
-                    # many channels pending (small kernels): scan the row's kept weights, 8
-                    # bytes at a time, instead of visiting them one by one
-                    j = _next_kept_row(mask, m64, o, 0)
-                    while j < n:
-                        il = chan_of[j]
-                        if flags[tap_of[j], 2] and st_bi[ib + il] != 1:
-                            st_bi[ib + il] = 1
-                            remaining[g] -= 1
-                        j = _next_kept_row(mask, m64, o, j + 1)
-                else:
-                    # few: visit them (the list drops channels found all-alive meanwhile)
-                    p = 0
-                    while p < npend[g]:
-                        i = pend[g * cin_g + p]
-                        if st_bi[i] != 1:
-                            j0 = (i - ib) * k
-                            for f in range(nfull):
-                                if mask[o, j0 + fulltaps[f]]:
-                                    st_bi[i] = 1
-                                    remaining[g] -= 1
-                                    break
-                        if st_bi[i] == 1:
-                            npend[g] -= 1
-                            pend[g * cin_g + p] = pend[g * cin_g + npend[g]]
-                        else:
-                            p += 1
             continue
         # mixed output channel: every (input channel, tap)
+        if words:
+            for w in range(o * nw, (o + 1) * nw):
+                e64[w] = m64[w]
+        else:
+            for j in range(n):
+                eff[o, j] = mask[o, j]
         hito[:] = -1
         imgst[:] = -1
         mo = map_bo[o]
@@ -636,39 +654,11 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
                     for y in range(hin):
                         for w in range(nwi):
                             map_bi[i, y, w] |= img[t, y, w]
-    if not use_pend:
-        for g in range(groups):
-            for s in range(npend[g]):
-                i = pend[g * cin_g + s]
-                _send_back_taps(st_bi, map_bi, i, acc[g], (i - g * cin_g) * k, k, bi, flags,
-                                frow_i)
-        return
-    # channels that no full-map tap reached: the other taps of the all-alive output rows,
-    # column by column when they are few, else in one more streaming pass over those rows
+    # what the all-alive output rows send back, for the input channels still pending
     for g in range(groups):
-        left = 0
-        for s in range(npend[g]):
-            if st_bi[pend[g * cin_g + s]] != 1:
-                left += 1
-        if left == 0:
-            continue
-        col = np.zeros(n, dtype=np.uint8)
-        if left * 16 > cin_g:
-            for o in range(g * cout_g, (g + 1) * cout_g):
-                if st_bo[o] == 1:
-                    for j in range(n):
-                        col[j] |= mask[o, j]
-        else:
-            for o in range(g * cout_g, (g + 1) * cout_g):
-                if st_bo[o] == 1:
-                    for s in range(npend[g]):
-                        i = pend[g * cin_g + s]
-                        j0 = (i - g * cin_g) * k
-                        for t in range(k):
-                            col[j0 + t] |= mask[o, j0 + t]
         for s in range(npend[g]):
             i = pend[g * cin_g + s]
-            _send_back_taps(st_bi, map_bi, i, col, (i - g * cin_g) * k, k, bi, flags, frow_i)
+            _send_back_taps(st_bi, map_bi, i, acc[g], (i - g * cin_g) * k, k, bi, flags, frow_i)
 
 
 # ----------------------------------------------------------------------------- linear layers
@@ -695,10 +685,10 @@ def linear_forward(mask, st_in, st_out):
 def linear_backward(mask, eff, st_fi, st_bo, st_bi):
     """Backward reachability through a masked Linear layer, fused with its effective mask.
 
-    ``mask`` uint8 (out, in); ``eff`` uint8 (out, in), a copy of ``mask`` on entry, the
-    effective mask on exit (kept and input forward-alive and output backward-alive);
-    ``st_fi`` uint8 (in,), ``st_bo`` uint8 (out,); ``st_bi`` uint8 (in,) accumulated in place
-    (set to 1 for every input with a kept weight to a backward-alive output).
+    ``mask`` uint8 (out, in); ``eff`` uint8 (out, in), written with the effective mask (kept
+    and input forward-alive and output backward-alive); ``st_fi`` uint8 (in,), ``st_bo``
+    uint8 (out,); ``st_bi`` uint8 (in,) accumulated in place (set to 1 for every input with a
+    kept weight to a backward-alive output).
     """
     n = mask.shape[1]
     dead = np.empty(n, dtype=np.int64)
@@ -717,6 +707,8 @@ def linear_backward(mask, eff, st_fi, st_bo, st_bi):
             for i in range(n):
                 eff[o, i] = 0
             continue
+        for i in range(n):
+            eff[o, i] = mask[o, i]
         for s in range(ndead):
             eff[o, dead[s]] = 0
         p = 0

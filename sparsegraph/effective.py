@@ -32,6 +32,7 @@ masks; see :mod:`sparsegraph._kernels`.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -143,9 +144,14 @@ def _conv_plan(net: Network, node: Node) -> tuple[Any, ...]:
             xlo, xhi = max(0, -(offx // sx)), min(wout, (win - 1 - offx) // sx + 1)
             taps[ky * kw + kx] = (ylo, yhi, xlo, xhi, offy, offx)
     fv, bi, flags = K.conv_taps(taps, hout, wout, hin, win, sy, sx)
+    if kh * kw <= K.MAX_COVER_TAPS:
+        cover = K.tap_cover(fv, flags, wout)
+    else:
+        cover = np.zeros(0, dtype=np.uint8)
     pos = np.arange(cin // g * kh * kw, dtype=np.int32)
     chan_of, tap_of = pos // (kh * kw), pos % (kh * kw)
-    return ("conv", node.layer, cin // g, cout // g, taps, fv, bi, flags, sy, sx, chan_of, tap_of)
+    return ("conv", node.layer, cin // g, cout // g, taps, fv, bi, flags, sy, sx, chan_of, tap_of,
+            cover)
 
 
 def _pool_plan(net: Network, node: Node) -> tuple[Any, ...]:
@@ -247,7 +253,7 @@ def _propagate(net: Network, masks: dict[str, np.ndarray]) -> tuple[Any, Any, di
             s_in, m_in = fwd[node.inputs[0]]
             name = net.layers[p[1]].name
             K.conv_forward(m8[name], *words[name], p[2], p[3], s_in, m_in, st, mp, p[4], p[5],
-                           p[7], p[10], p[11], p[8], p[9], node.shape[2])
+                           p[7], p[12], p[10], p[11], p[8], p[9], node.shape[2])
         elif kind == "linear":
             K.linear_forward(m8[net.layers[p[1]].name], fwd[node.inputs[0]][0], st)
         elif kind == "pool":
@@ -282,10 +288,10 @@ def _propagate(net: Network, masks: dict[str, np.ndarray]) -> tuple[Any, Any, di
         if kind in ("conv", "linear"):
             name = net.layers[p[1]].name
             src = node.inputs[0]
-            out = m8[name].copy()
+            out = np.empty(m8[name].shape, dtype=np.uint8)  # the kernel writes every byte
+            if out.ctypes.data % 8:
+                out = _aligned_empty(out.shape)
             if kind == "conv":
-                if out.ctypes.data % 8:
-                    out = _aligned_copy(out)  # copies the values too
                 flat = out.reshape(-1)
                 K.conv_backward(m8[name], words[name][1], out,
                                 flat[: flat.shape[0] // 8 * 8].view(np.uint64), p[2], p[3],
@@ -324,10 +330,16 @@ def _propagate(net: Network, masks: dict[str, np.ndarray]) -> tuple[Any, Any, di
     return fwd, bwd, result
 
 
-def _aligned_copy(arr: np.ndarray) -> np.ndarray:
-    buf = np.empty(arr.nbytes + 8, dtype=np.uint8)
+def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised uint8 array whose buffer starts on an 8-byte boundary."""
+    nbytes = math.prod(shape)
+    buf = np.empty(nbytes + 8, dtype=np.uint8)
     start = -buf.ctypes.data % 8
-    out = buf[start:start + arr.nbytes].view(arr.dtype).reshape(arr.shape)
+    return buf[start:start + nbytes].reshape(shape)
+
+
+def _aligned_copy(arr: np.ndarray) -> np.ndarray:
+    out = _aligned_empty(arr.shape + (arr.itemsize,)).view(arr.dtype).reshape(arr.shape)
     out[...] = arr
     return out
 
@@ -380,11 +392,11 @@ def effective_masks(net: Network, masks: Mapping[str, Any]) -> dict[str, np.ndar
 
     Notes
     -----
-    See the module docstring for the definition (DESIGN §3) and the algorithm. Cost: one copy
-    of the masks, a forward pass that reads each mask row only until its output channel is
-    known to be all alive, a backward pass that reads the rows needed to settle the input
-    channels, and work proportional to the pixels of channels that are neither all alive nor
-    all dead (rare at practical densities). ``effective_masks(net, effective_masks(net, m))``
+    See the module docstring for the definition (DESIGN §3) and the algorithm. Cost: a
+    forward pass that reads each mask row only until its output channel is known to be all
+    alive, a backward pass that reads each row once while writing the result, and work
+    proportional to the pixels of channels that are neither all alive nor all dead (rare at
+    practical densities). ``effective_masks(net, effective_masks(net, m))``
     equals ``effective_masks(net, m)``, and the result is a subset of the kept weights.
 
     Examples
