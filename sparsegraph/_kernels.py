@@ -565,24 +565,26 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
                 for j in range(n):
                     eff[o, j] = 0
             continue
-        if so == 1:
-            # the row is copied, then fixed where needed
-            if words:
-                b = o * nw
-                if remaining[g] == 0:
-                    for w in range(nw):
-                        e64[b + w] = m64[b + w]
-                else:
-                    for w in range(nw):
-                        v = m64[b + w]
-                        e64[b + w] = v
-                        acc64[g, w] |= v
+        # the row is copied, then fixed where needed; an all-alive row is also ORed into
+        # acc while some input channel of its group is pending
+        gather = so == 1 and remaining[g] != 0
+        if words:
+            b = o * nw
+            if gather:
+                for w in range(nw):
+                    v = m64[b + w]
+                    e64[b + w] = v
+                    acc64[g, w] |= v
             else:
+                for w in range(nw):
+                    e64[b + w] = m64[b + w]
+        else:
+            for j in range(n):
+                eff[o, j] = mask[o, j]
+            if gather:
                 for j in range(n):
-                    eff[o, j] = mask[o, j]
-                if remaining[g] != 0:
-                    for j in range(n):
-                        acc[g, j] |= mask[o, j]
+                    acc[g, j] |= mask[o, j]
+        if so == 1:
             if not all_nonempty:
                 for il in range(cin_g):
                     for t in range(k):
@@ -605,12 +607,6 @@ def conv_backward(mask, m64, eff, e64, cin_g, cout_g, st_fi, map_fi, st_bo, map_
                             eff[o, j0 + t] = 0
             continue
         # mixed output channel: every (input channel, tap)
-        if words:
-            for w in range(o * nw, (o + 1) * nw):
-                e64[w] = m64[w]
-        else:
-            for j in range(n):
-                eff[o, j] = mask[o, j]
         hito[:] = -1
         imgst[:] = -1
         mo = map_bo[o]

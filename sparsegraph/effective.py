@@ -32,7 +32,6 @@ masks; see :mod:`sparsegraph._kernels`.
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import numpy as np
 
 from . import _kernels as K
 from .errors import TraceError
-from .network import Network, Node, check_masks
+from .network import Network, Node, aligned8, check_masks, empty_aligned8, word_view
 
 __all__ = ["effective_masks", "reachability", "Reachability"]
 
@@ -235,12 +234,9 @@ def _propagate(net: Network, masks: dict[str, np.ndarray]) -> tuple[Any, Any, di
     m8 = {}
     words = {}
     for layer in net.layers:
-        arr = masks[layer.name]
-        if arr.ctypes.data % 8:  # the kernels read the mask as 8-byte words too
-            arr = _aligned_copy(arr)
+        arr = aligned8(masks[layer.name])  # the kernels read the mask as 8-byte words too
         m8[layer.name] = arr.view(np.uint8).reshape(layer.shape[0], -1)
-        flat = m8[layer.name].reshape(-1)
-        words[layer.name] = (flat, flat[: flat.shape[0] // 8 * 8].view(np.uint64))
+        words[layer.name] = (m8[layer.name].reshape(-1), word_view(arr))
 
     fwd: list[Any] = []
     for node, p in zip(nodes, plan, strict=True):
@@ -288,13 +284,9 @@ def _propagate(net: Network, masks: dict[str, np.ndarray]) -> tuple[Any, Any, di
         if kind in ("conv", "linear"):
             name = net.layers[p[1]].name
             src = node.inputs[0]
-            out = np.empty(m8[name].shape, dtype=np.uint8)  # the kernel writes every byte
-            if out.ctypes.data % 8:
-                out = _aligned_empty(out.shape)
+            out = empty_aligned8(m8[name].shape)  # the kernel writes every byte
             if kind == "conv":
-                flat = out.reshape(-1)
-                K.conv_backward(m8[name], words[name][1], out,
-                                flat[: flat.shape[0] // 8 * 8].view(np.uint64), p[2], p[3],
+                K.conv_backward(m8[name], words[name][1], out, word_view(out), p[2], p[3],
                                 fwd[src][0], fwd[src][1], st, mp,
                                 bwd[src][0], bwd[src][1], p[4], p[5], p[6], p[7], p[10], p[11],
                                 p[8], p[9], nodes[src].shape[2])
@@ -328,20 +320,6 @@ def _propagate(net: Network, masks: dict[str, np.ndarray]) -> tuple[Any, Any, di
         else:
             result[layer.name] = e.view(np.bool_).reshape(layer.shape)
     return fwd, bwd, result
-
-
-def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray:
-    """An uninitialised uint8 array whose buffer starts on an 8-byte boundary."""
-    nbytes = math.prod(shape)
-    buf = np.empty(nbytes + 8, dtype=np.uint8)
-    start = -buf.ctypes.data % 8
-    return buf[start:start + nbytes].reshape(shape)
-
-
-def _aligned_copy(arr: np.ndarray) -> np.ndarray:
-    out = _aligned_empty(arr.shape + (arr.itemsize,)).view(arr.dtype).reshape(arr.shape)
-    out[...] = arr
-    return out
 
 
 def _reshape_or(src_node: Node, src: Any, dst_node: Node, dst: Any) -> None:

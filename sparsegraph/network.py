@@ -354,3 +354,32 @@ def check_masks(
 def dense_layers(net: Network, masks: Mapping[str, Any]) -> list[str]:
     """Names of the layers that ``masks`` has no key for (they are taken as dense)."""
     return [name for name in net.names if name not in masks]
+
+
+# ----------------------------------------------------------------------------- word buffers
+# Numba kernels that skip zero stretches of a mask 8 entries at a time read its buffer as
+# uint64 words; these give them such a buffer.
+
+
+def empty_aligned8(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised C-contiguous uint8 array whose buffer starts on an 8-byte boundary."""
+    nbytes = int(np.prod(shape, dtype=np.int64))
+    buf = np.empty(nbytes + 8, dtype=np.uint8)
+    start = -buf.ctypes.data % 8
+    return buf[start:start + nbytes].reshape(shape)
+
+
+def aligned8(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself when it is C-contiguous and starts on an 8-byte boundary, else such a
+    copy (same dtype and values)."""
+    if arr.flags.c_contiguous and arr.ctypes.data % 8 == 0:
+        return arr
+    out = empty_aligned8(arr.shape + (arr.itemsize,)).view(arr.dtype).reshape(arr.shape)
+    out[...] = arr
+    return out
+
+
+def word_view(arr: np.ndarray) -> np.ndarray:
+    """The first ``arr.nbytes // 8 * 8`` bytes of an :func:`aligned8` array as uint64 words."""
+    flat = arr.reshape(-1).view(np.uint8)
+    return flat[: flat.size // 8 * 8].view(np.uint64)

@@ -75,7 +75,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ._kernels_spectral import group_right_counts, left_csr, top2_groups
 from .errors import MaskError
-from .network import Layer, Network, check_masks
+from .network import Layer, Network, aligned8, check_masks, word_view
 
 __all__ = [
     "DENSE_SIDE_MAX",
@@ -383,11 +383,8 @@ def _left_csr(m2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     right and left degrees."""
     deg_r = np.empty(m2.shape[0], dtype=np.int64)
     deg_l = np.empty(m2.shape[1], dtype=np.int64)
-    m2 = np.ascontiguousarray(m2, dtype=np.bool_)
-    if m2.ctypes.data % 8:
-        m2 = m2.copy()  # numpy's allocations are 16-byte aligned
-    flat = m2.reshape(-1)
-    lp, li = left_csr(m2, flat[: flat.size // 8 * 8].view(np.uint64), deg_r, deg_l)
+    m2 = aligned8(np.asarray(m2, dtype=np.bool_))
+    lp, li = left_csr(m2, word_view(m2), deg_r, deg_l)
     return lp, li, deg_r, deg_l
 
 
