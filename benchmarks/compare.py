@@ -18,9 +18,9 @@ import argparse
 import os
 import time
 
-from sparsegraph.compare import compare, parse_density_grid
-from sparsegraph.models import build_model
-from sparsegraph.trace import trace
+from sparsegraph.graph.trace import trace
+from sparsegraph.pytorch.models import build_model
+from sparsegraph.sweep.compare import compare, parse_density_grid
 
 
 def _phase_shares(result) -> tuple[float, float, float]:
@@ -83,7 +83,7 @@ def main() -> None:
         if args.plot:
             from pathlib import Path
 
-            from sparsegraph.plots import plot_compression
+            from sparsegraph.sweep.plots import plot_compression
 
             Path(args.plot).mkdir(parents=True, exist_ok=True)
             plot_compression(serial, Path(args.plot) / f"compare_{name}.png")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference import prepare, synflow_grads  # noqa: E402
 
 import sparsegraph as sg  # noqa: E402
-from sparsegraph.effective import effective_masks  # noqa: E402
+from sparsegraph.metrics.effective import effective_masks  # noqa: E402
 
 
 def _median(fn, repeats: int) -> float:

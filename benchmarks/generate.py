@@ -1,4 +1,4 @@
-"""Benchmark random mask generation (sparsegraph.sampling).
+"""Benchmark random mask generation (sparsegraph.masks.sampling).
 
 1. ERK masks for ResNet-50 at density 0.01 (dense bool masks, every layer): sparsegraph vs two
    exact samplers a user would write -- ``torch.randperm`` per layer and numpy's
@@ -38,10 +38,10 @@ def _median_time(fn, repeats: int) -> float:
 def resnet50_erk(repeats: int) -> bool:
     import torch
 
-    from sparsegraph.models import build_model
-    from sparsegraph.quotas import quota_counts, quotas
-    from sparsegraph.sampling import random_masks
-    from sparsegraph.trace import trace
+    from sparsegraph.graph.trace import trace
+    from sparsegraph.masks.quotas import quota_counts, quotas
+    from sparsegraph.masks.sampling import random_masks
+    from sparsegraph.pytorch.models import build_model
 
     net = trace(*build_model("resnet50"))
     q = quotas(net, "erk", 0.01)
@@ -101,9 +101,9 @@ CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
     t0 = time.perf_counter()
-    from sparsegraph.network import Layer, Network
-    from sparsegraph.quotas import quotas
-    from sparsegraph.sampling import random_masks
+    from sparsegraph.graph.network import Layer, Network
+    from sparsegraph.masks.quotas import quotas
+    from sparsegraph.masks.sampling import random_masks
     width, depth, density = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
     layers = tuple(Layer(f"fc{i}.weight", f"fc{i}", "linear", (width, width), width, width)
                    for i in range(depth))

@@ -35,9 +35,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from sparsegraph.models import build_model
-from sparsegraph.spectral import layer_spectrum, spectral
-from sparsegraph.trace import trace
+from sparsegraph.graph.trace import trace
+from sparsegraph.metrics.spectral import layer_spectrum, spectral
+from sparsegraph.pytorch.models import build_model
 
 TARGET = 10.0
 
@@ -96,7 +96,7 @@ def rel(a: float | None, b: float | None) -> float:
 
 def main(repeats: int = 5) -> int:
     # warm-up (imports, LAPACK, numba kernels): small layers through both methods
-    from sparsegraph.network import Layer
+    from sparsegraph.graph.network import Layer
 
     warm = Layer("w.weight", "w", "linear", (64, 256), 256, 64)
     wm = np.random.default_rng(0).random((64, 256)) < 0.1

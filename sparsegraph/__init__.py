@@ -19,15 +19,15 @@ start without loading torch or compiling kernels.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from .errors import (
+    ArgumentError,
     LayerCollapseWarning,
     MaskError,
     MaskFileError,
     ModelSpecError,
+    NetworkError,
     QuotaError,
     SparseGraphError,
     TraceError,
@@ -37,39 +37,39 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
-    "Layer": "network",
-    "Node": "network",
-    "Network": "network",
-    "check_masks": "network",
-    "trace": "trace",
-    "build_model": "models",
-    "MODELS": "models",
-    "effective_masks": "effective",
-    "audit": "audit",
-    "AuditReport": "audit",
-    "quotas": "quotas",
-    "QUOTA_SCHEMES": "quotas",
-    "random_masks": "sampling",
-    "spectral": "spectral",
-    "SpectralReport": "spectral",
-    "path_metrics": "paths",
-    "to_networkx": "export",
-    "to_igraph": "export",
-    "to_scipy": "export",
-    "apply_masks": "masking",
-    "extract_masks": "masking",
-    "save_masks": "maskfile",
-    "load_masks": "maskfile",
-    "prune": "pruners",
-    "PruneMasks": "pruners",
-    "read_metadata": "maskfile",
-    "PRUNERS": "pruners",
-    "compare": "compare",
+    "Layer": "graph.network",
+    "Node": "graph.network",
+    "Network": "graph.network",
+    "check_masks": "_args",
+    "trace": "graph.trace",
+    "build_model": "pytorch.models",
+    "MODELS": "pytorch.models",
+    "effective_masks": "metrics.effective",
+    "audit": "metrics.audit",
+    "AuditReport": "metrics.audit",
+    "quotas": "masks.quotas",
+    "QUOTA_SCHEMES": "masks.quotas",
+    "random_masks": "masks.sampling",
+    "spectral": "metrics.spectral",
+    "SpectralReport": "metrics.spectral",
+    "path_metrics": "metrics.paths",
+    "to_networkx": "graph.export",
+    "to_igraph": "graph.export",
+    "to_scipy": "graph.export",
+    "apply_masks": "pytorch.apply",
+    "extract_masks": "pytorch.apply",
+    "save_masks": "masks.files",
+    "load_masks": "masks.files",
+    "prune": "pytorch.pruners",
+    "PruneMasks": "pytorch.pruners",
+    "read_metadata": "masks.files",
+    "PRUNERS": "pytorch.pruners",
+    "compare": "sweep.compare",
 }
 
 __all__ = [  # the lazy names are resolved by __getattr__
-    "LayerCollapseWarning", "MaskError", "MaskFileError", "ModelSpecError", "QuotaError",
-    "SparseGraphError", "TraceError", "__version__", *_LAZY,
+    "ArgumentError", "LayerCollapseWarning", "MaskError", "MaskFileError", "ModelSpecError",
+    "NetworkError", "QuotaError", "SparseGraphError", "TraceError", "__version__", *_LAZY,
 ]
 
 
@@ -84,22 +84,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
-
-
-class _Surface(types.ModuleType):
-    """The package module. Several public functions share their module's name (``trace`` in
-    ``sparsegraph/trace.py``); importing such a submodule would bind the module over the function,
-    so the binding is redirected to the function. The submodules stay importable by their full
-    name (``from sparsegraph.trace import trace``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (
-            isinstance(value, types.ModuleType)
-            and _LAZY.get(name) == name
-            and value.__name__ == f"{__name__}.{name}"
-        ):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Surface

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsegraph.network import Layer, Network, Node
+from sparsegraph.graph.network import Layer, Network, Node
 
 
 def win(n_in: int, k: int, s: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Slow, obviously correct references for effective sparsity (DESIGN §3).
 
-Two oracles, independent of :mod:`sparsegraph.effective` and of each other:
+Two oracles, independent of :mod:`sparsegraph.metrics.effective` and of each other:
 
 ``autograd_effective(model, masks, example_input)``
     The SynFlow view on the real ``nn.Module``, independent of the tracer too: every kept weight
@@ -17,7 +17,7 @@ Two oracles, independent of :mod:`sparsegraph.effective` and of each other:
     the zero pattern is unchanged), so nothing under- or overflows.
 
 ``bruteforce_effective(net, masks)``
-    Dense boolean numpy propagation over a :class:`~sparsegraph.network.Network`, one kept
+    Dense boolean numpy propagation over a :class:`~sparsegraph.graph.network.Network`, one kept
     weight at a time (tiny hand-made graphs only).
 """
 

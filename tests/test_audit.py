@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import sparsegraph as sg
-from sparsegraph.audit import dead_units
-from sparsegraph.network import Layer
+from sparsegraph.graph.network import Layer
+from sparsegraph.metrics.audit import dead_units
 
 DESIGN_NETWORK_KEYS = {
     "params", "kept", "effective", "direct_density", "effective_density",

@@ -1,4 +1,4 @@
-"""Tests of sparsegraph.compare and the ``sparsegraph compare`` command."""
+"""Tests of sparsegraph.sweep.compare and the ``sparsegraph compare`` command."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sparsegraph as sg
-from sparsegraph.compare import (
+from sparsegraph.errors import ModelSpecError, QuotaError, SparseGraphError
+from sparsegraph.sweep.compare import (
     COLUMNS,
     NETWORK_ROW,
     CompareResult,
@@ -24,10 +25,9 @@ from sparsegraph.compare import (
     parse_density_grid,
     reproduce,
 )
-from sparsegraph.errors import ModelSpecError, QuotaError, SparseGraphError
 
-# the module itself (``sparsegraph.compare`` may be bound to the function of that name)
-cmp = importlib.import_module("sparsegraph.compare")
+# the module itself (``sparsegraph.sweep.compare`` may be bound to the function of that name)
+cmp = importlib.import_module("sparsegraph.sweep.compare")
 
 SCHEMES = ["uniform", "erk", "igq"]
 DENSITIES = [0.1, 0.01, 0.001]
@@ -36,8 +36,8 @@ SEEDS = 2
 
 @pytest.fixture(scope="module")
 def lenet():
-    from sparsegraph.models import build_model
-    from sparsegraph.trace import trace
+    from sparsegraph.graph.trace import trace
+    from sparsegraph.pytorch.models import build_model
 
     model, x = build_model("lenet300")
     return model, x, trace(model, x)
@@ -210,14 +210,14 @@ def test_bad_arguments(lenet, kwargs, exc, match):
 
 
 def test_pruner_needs_model(lenet):
-    pruners = pytest.importorskip("sparsegraph.pruners")
+    pruners = pytest.importorskip("sparsegraph.pytorch.pruners")
     name = next(iter(pruners.PRUNERS))
     with pytest.raises(ModelSpecError, match="pruner"):
         compare(lenet[2], schemes=name, densities=0.1, client=False, progress=False)
 
 
 def test_pruner_schemes(lenet):
-    pruners = pytest.importorskip("sparsegraph.pruners")
+    pruners = pytest.importorskip("sparsegraph.pytorch.pruners")
     model, x, net = lenet
     before = {k: v.clone() for k, v in model.state_dict().items()}
     names = [p for p in ("magnitude", "random") if p in pruners.PRUNERS]
@@ -251,7 +251,7 @@ def test_pruner_schemes(lenet):
 
 @pytest.mark.slow
 def test_synflow_scheme():
-    pruners = pytest.importorskip("sparsegraph.pruners")
+    pruners = pytest.importorskip("sparsegraph.pytorch.pruners")
     if "synflow" not in pruners.PRUNERS:
         pytest.skip("synflow not registered")
     res = compare("lenet300", schemes="synflow", densities=[0.01], client=False,
@@ -384,7 +384,7 @@ def test_reproducible_from_record(serial, tmp_path):
 
 def test_public_name_is_the_function():
     # importing the submodule must not shadow the function of the same name
-    importlib.import_module("sparsegraph.compare")
+    importlib.import_module("sparsegraph.sweep.compare")
     assert sg.compare is compare
 
 

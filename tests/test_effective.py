@@ -1,4 +1,4 @@
-"""Exact effective sparsity (sparsegraph.effective) against independent oracles.
+"""Exact effective sparsity (sparsegraph.metrics.effective) against independent oracles.
 
 - ``reference.autograd_effective``: float64 SynFlow-style autograd on the real nn.Module (does
   not use the tracer); every built-in architecture, hypothesis-generated modules, hand-made cases.
@@ -24,9 +24,9 @@ from reference import autograd_effective, bruteforce_effective
 from torch import nn
 
 import sparsegraph as sg
-from sparsegraph.effective import effective_masks, reachability
 from sparsegraph.errors import MaskError
-from sparsegraph.network import Layer, Network, Node
+from sparsegraph.graph.network import Layer, Network, Node
+from sparsegraph.metrics.effective import effective_masks, reachability
 
 
 def _random_masks(net: Network, density: float, seed: int) -> dict[str, np.ndarray]:
@@ -53,7 +53,7 @@ _SLOW = {"vgg16", "vgg19", "resnet18", "resnet50", "resnet18_cifar"}
 @functools.cache
 def _model(name: str):
     if name == "resnet50":  # 64x64 instead of 224x224 (module docstring)
-        from sparsegraph.models import resolve_model
+        from sparsegraph.pytorch.models import resolve_model
 
         model, x = resolve_model(name, input_shape=(1, 3, 64, 64))
     else:
@@ -62,7 +62,7 @@ def _model(name: str):
 
 
 def _model_params():
-    from sparsegraph.models import MODELS
+    from sparsegraph.pytorch.models import MODELS
 
     for name in MODELS:
         for density in (0.1, 0.01, 0.003):

@@ -7,7 +7,7 @@ import pytest
 from nets import tiny_net
 
 from sparsegraph.errors import MaskError
-from sparsegraph.export import node_table, to_igraph, to_networkx, to_scipy
+from sparsegraph.graph.export import node_table, to_igraph, to_networkx, to_scipy
 
 
 @pytest.fixture

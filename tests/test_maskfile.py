@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.utils import prune
 
-import sparsegraph.maskfile as mf
+import sparsegraph.masks.files as mf
 from sparsegraph.errors import MaskError, MaskFileError, SparseGraphError
-from sparsegraph.maskfile import (
+from sparsegraph.graph.trace import trace
+from sparsegraph.masks.files import (
     FORMATS,
     from_prune_state_dict,
     from_sparsifier_state,
@@ -28,7 +29,6 @@ from sparsegraph.maskfile import (
     save_masks,
     to_sparsifier_state,
 )
-from sparsegraph.trace import trace
 
 NAMES = {
     "safetensors": "m.safetensors",

@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from sparsegraph.errors import MaskError
-from sparsegraph.masking import APPLY_METHODS, apply_masks, extract_masks
-from sparsegraph.trace import trace
+from sparsegraph.graph.trace import trace
+from sparsegraph.pytorch.apply import APPLY_METHODS, apply_masks, extract_masks
 
 
 def _cnn() -> nn.Module:
@@ -127,7 +127,7 @@ def test_extract_reads_exact_zeros_and_ao_fake_sparsity():
 
 
 def test_keys_follow_trace_on_a_builtin_and_wrappers():
-    from sparsegraph.models import build_model
+    from sparsegraph.pytorch.models import build_model
 
     model, x = build_model("lenet5")
     net = trace(model, x)

@@ -1,4 +1,4 @@
-"""Built-in architectures (sparsegraph.models) and MODEL resolution."""
+"""Built-in architectures (sparsegraph.pytorch.models) and MODEL resolution."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sparsegraph.errors import ModelSpecError
-from sparsegraph.models import MODELS, build_model, prunable_params, resolve_model
+from sparsegraph.pytorch.models import MODELS, build_model, prunable_params, resolve_model
 
 # (name, output classes, total parameters incl. BN and biases)
 # resnet18 / resnet50: torchvision.models.resnet18() / resnet50() parameter counts.

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from nets import tiny_net
 
 from sparsegraph.errors import MaskError
-from sparsegraph.network import Layer, Network, Node
-from sparsegraph.paths import path_metrics
+from sparsegraph.graph.network import Layer, Network, Node
+from sparsegraph.metrics.paths import path_metrics
 
 # ------------------------------------------------------------------------------------------
 # oracle: the element-level graph with loops, path counts with Python integers
@@ -224,7 +224,7 @@ def test_traced_model_agrees_with_synflow_sum():
     """On a traced model: total paths == sum of the outputs of the linearised float64 network
     (ReLU/BN removed is what trace does; here a plain conv/avgpool stack needs no removal)."""
     torch = pytest.importorskip("torch")
-    from sparsegraph.trace import trace
+    from sparsegraph.graph.trace import trace
 
     model = torch.nn.Sequential(
         torch.nn.Conv2d(2, 4, 3, padding=1, bias=False), torch.nn.AvgPool2d(2),

@@ -1,4 +1,5 @@
-"""Tests of sparsegraph.plots and sparsegraph.report (PNG and HTML files for built-in models)."""
+"""Tests of sparsegraph.sweep.plots and sparsegraph.sweep.report (PNG and HTML files for built-in
+models)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ import numpy as np
 import pytest
 
 import sparsegraph as sg
-from sparsegraph.compare import CompareResult, compare
 from sparsegraph.errors import SparseGraphError
+from sparsegraph.sweep.compare import CompareResult, compare
 
 pytest.importorskip("matplotlib")
 
-from sparsegraph.plots import plot_audit, plot_compression, plot_quotas  # noqa: E402
-from sparsegraph.report import render_report, write_report  # noqa: E402
+from sparsegraph.sweep.plots import plot_audit, plot_compression, plot_quotas  # noqa: E402
+from sparsegraph.sweep.report import render_report, write_report  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SCHEMES = ["uniform", "erk", "igq"]
@@ -112,8 +113,8 @@ def test_plots_do_not_touch_the_global_backend():
         "import matplotlib, sys\n"
         # the raw rcParam (get_backend() itself would import pyplot to resolve 'auto')
         "before = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
-        "from sparsegraph.network import Layer, Network, Node\n"
-        "from sparsegraph.plots import plot_quotas\n"
+        "from sparsegraph.graph.network import Layer, Network, Node\n"
+        "from sparsegraph.sweep.plots import plot_quotas\n"
         "net = Network(layers=(Layer('fc.weight', 'fc', 'linear', (2, 3), 3, 2),),\n"
         "              nodes=(Node(0, 'input', (), (3, 1, 1)),\n"
         "                     Node(1, 'layer', (0,), (2, 1, 1), layer=0)), outputs=(1,))\n"

@@ -16,7 +16,8 @@ from torch import nn
 from torch.func import functional_call
 
 from sparsegraph.errors import MaskError, QuotaError
-from sparsegraph.pruners import (
+from sparsegraph.graph.trace import trace
+from sparsegraph.pytorch.pruners import (
     PRUNERS,
     LayerCollapseWarning,
     _lamp,
@@ -25,7 +26,6 @@ from sparsegraph.pruners import (
     prune,
     synflow_scores,
 )
-from sparsegraph.trace import trace
 
 X = torch.zeros(1, 1, 8, 8)
 
@@ -70,7 +70,7 @@ def test_each_scorer_keeps_exactly_the_requested_count(method, density):
 @pytest.mark.parametrize("method", ["random", "magnitude", "synflow", "lamp", "snip"])
 @pytest.mark.parametrize("scheme", ["uniform", "erk", "igq"])
 def test_per_layer_quotas_are_met_exactly(method, scheme):
-    from sparsegraph.quotas import quota_counts, quotas
+    from sparsegraph.masks.quotas import quota_counts, quotas
 
     model = _cnn()
     net = trace(model, X)
@@ -306,14 +306,14 @@ def test_layer_collapse_is_reported():
 
 
 def _effective_ratio(net, masks) -> float:
-    from sparsegraph.audit import audit
+    from sparsegraph.metrics.audit import audit
 
     rep = audit(net, masks).network
     return rep.effective / rep.kept
 
 
 def test_synflow_stays_effective_while_random_loses_it_lenet5():
-    from sparsegraph.models import build_model
+    from sparsegraph.pytorch.models import build_model
 
     model, x = build_model("lenet5")
     net = trace(model, x)
@@ -328,7 +328,7 @@ def test_synflow_stays_effective_while_random_loses_it_lenet5():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["vgg16", "resnet20", "resnet18_cifar"])
 def test_synflow_effective_density_on_builtins_at_density_0_001(name):
-    from sparsegraph.models import build_model
+    from sparsegraph.pytorch.models import build_model
 
     model, x = build_model(name)
     net = trace(model, x)
@@ -348,8 +348,8 @@ def test_synflow_effective_density_on_builtins_at_density_0_001(name):
 
 def test_cli_prune_writes_a_mask_file(tmp_path, capsys):
     from sparsegraph.cli import main
-    from sparsegraph.maskfile import load_masks, read_metadata
-    from sparsegraph.models import build_model
+    from sparsegraph.masks.files import load_masks, read_metadata
+    from sparsegraph.pytorch.models import build_model
 
     out = tmp_path / "m.safetensors"
     argv = ["prune", "lenet300", "--method", "synflow", "--density", "0.01", "--rounds", "5",

@@ -1,4 +1,4 @@
-"""Layerwise quotas (sparsegraph.quotas) against independent computations."""
+"""Layerwise quotas (sparsegraph.masks.quotas) against independent computations."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from scipy.optimize import brentq
 from torch import nn
 
 from sparsegraph.errors import QuotaError
-from sparsegraph.models import MODELS
-from sparsegraph.network import Layer, Network
-from sparsegraph.quotas import (
+from sparsegraph.graph.network import Layer, Network
+from sparsegraph.masks.quotas import (
     QUOTA_SCHEMES,
     LayerTable,
     igq_force,
@@ -23,6 +22,7 @@ from sparsegraph.quotas import (
     quotas,
     round_counts,
 )
+from sparsegraph.pytorch.models import MODELS
 
 # ---------------------------------------------------------------------------------------------
 # networks: built from the model's modules directly (no tracing; quotas only read the layers)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from sparsegraph.cli import build_parser
-from sparsegraph.models import MODELS
-from sparsegraph.pruners import PRUNERS
-from sparsegraph.quotas import QUOTA_SCHEMES
+from sparsegraph.masks.quotas import QUOTA_SCHEMES
+from sparsegraph.pytorch.models import MODELS
+from sparsegraph.pytorch.pruners import PRUNERS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""Random masks (sparsegraph.sampling): exact counts, determinism, uniformity, granularity,
+"""Random masks (sparsegraph.masks.sampling): exact counts, determinism, uniformity, granularity,
 the effective-density search."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from sparsegraph import sampling
 from sparsegraph.errors import QuotaError
-from sparsegraph.network import Layer, Network, Node
-from sparsegraph.quotas import quota_counts, quotas
-from sparsegraph.sampling import (
+from sparsegraph.graph.network import Layer, Network, Node
+from sparsegraph.masks import sampling
+from sparsegraph.masks.quotas import quota_counts, quotas
+from sparsegraph.masks.sampling import (
     SparseMasks,
     layer_seeds,
     random_masks,
@@ -140,8 +140,8 @@ def test_determinism_across_processes():
     code = textwrap.dedent(
         """
         import hashlib, numpy as np
-        from sparsegraph.network import Layer, Network
-        from sparsegraph.sampling import random_masks
+        from sparsegraph.graph.network import Layer, Network
+        from sparsegraph.masks.sampling import random_masks
         layers = (Layer("c.weight", "c", "conv", (16, 8, 3, 3), 8, 16, 1, (3, 3)),
                   Layer("fc.weight", "fc", "linear", (10, 160), 160, 10))
         net = Network(layers, (), ())
@@ -237,8 +237,8 @@ def test_channel_granularity(density):
 
 
 def test_regular_structure():
-    if importlib.util.find_spec("sparsegraph.regular") is None:
-        pytest.skip("sparsegraph.regular not available")
+    if importlib.util.find_spec("sparsegraph.masks.regular") is None:
+        pytest.skip("sparsegraph.masks.regular not available")
     net = convnet()
     q = quotas(net, "uniform", 0.25)
     want = quota_counts(net, q)
@@ -367,10 +367,10 @@ def test_effective_search_errors(recorded):
     assert info.direct_density == 1.0 and info.effective_density == 1.0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sparsegraph.effective") is None,
-                    reason="sparsegraph.effective not available yet")
+@pytest.mark.skipif(importlib.util.find_spec("sparsegraph.metrics.effective") is None,
+                    reason="sparsegraph.metrics.effective not available yet")
 def test_effective_search_real_backend():
-    from sparsegraph.effective import effective_masks
+    from sparsegraph.metrics.effective import effective_masks
 
     net = mlp([200, 100, 60, 10])
     masks, info = random_masks_effective(net, "erk", 0.03, seed=1)
@@ -390,9 +390,9 @@ def test_cli_generate(tmp_path, capsys):
     import json
 
     from sparsegraph.cli import main
-    from sparsegraph.maskfile import load_masks
-    from sparsegraph.models import build_model
-    from sparsegraph.trace import trace
+    from sparsegraph.graph.trace import trace
+    from sparsegraph.masks.files import load_masks
+    from sparsegraph.pytorch.models import build_model
 
     out = tmp_path / "m.safetensors"
     args = ["generate", "lenet5", "--scheme", "igq", "--density", "0.1", "--seed", "3",

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sparsegraph.errors import MaskError, QuotaError
-from sparsegraph.network import Layer, Network, Node
-from sparsegraph.regular import regular_layer_mask
-from sparsegraph.spectral import (
+from sparsegraph.graph.network import Layer, Network, Node
+from sparsegraph.masks.regular import regular_layer_mask
+from sparsegraph.metrics.spectral import (
     channel_graph,
     layer_spectrum,
     spectral,
@@ -23,8 +23,8 @@ from sparsegraph.spectral import (
     unrolled_graph,
 )
 
-# the module (``sparsegraph.spectral`` the attribute is the public function of that name)
-spectral_mod = importlib.import_module("sparsegraph.spectral")
+# the module (``sparsegraph.metrics.spectral`` the attribute is the public function of that name)
+spectral_mod = importlib.import_module("sparsegraph.metrics.spectral")
 
 # ------------------------------------------------------------------------------------------
 # helpers and independent oracles

@@ -214,7 +214,7 @@ def test_builtin_models_trace(name):
 
 def test_check_masks_errors():
     net = sg.trace(nn.Sequential(nn.Linear(3, 2)), torch.zeros(1, 3))
-    from sparsegraph.network import check_masks
+    from sparsegraph._args import check_masks
 
     with pytest.raises(sg.MaskError, match=r"expected shape \[2, 3\], got \[3, 2\]"):
         check_masks(net, {"0.weight": np.ones((3, 2))})

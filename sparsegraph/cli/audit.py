@@ -30,23 +30,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..audit import audit
+    from ..metrics.audit import audit
 
     _, _, net = load_network(args)
     if args.masks is None:
         masks = {}
     else:
-        from ..maskfile import load_masks
+        from ..masks.files import load_masks
 
         masks = load_masks(args.masks, net=net)
     report = audit(net, masks)
     spectral = None
     if args.spectral:
-        from ..spectral import spectral as spectral_metrics
+        from ..metrics.spectral import spectral as spectral_metrics
 
         spectral = spectral_metrics(net, masks, progress=not args.json)
     if args.plot:
-        from ..plots import plot_audit
+        from ..sweep.plots import plot_audit
 
         plot_audit(report, args.plot)
     if args.json:

@@ -49,8 +49,8 @@ def split_list(text: str | None) -> list[str] | None:
 
 def load_network(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """Build the model named by ``args.model`` and trace it: ``(model, example_input, net)``."""
-    from ..models import resolve_model
-    from ..trace import trace
+    from ..graph.trace import trace
+    from ..pytorch.models import resolve_model
 
     model, example = resolve_model(args.model, parse_shape(getattr(args, "input_shape", None)))
     net = trace(model, example, name=args.model)

@@ -86,8 +86,8 @@ def _command(args: argparse.Namespace, out: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare
     from ..errors import SparseGraphError
+    from ..sweep.compare import compare
 
     if args.seeds < 1:
         raise SparseGraphError(f"--seeds: expected a positive number of seeds, got {args.seeds}")
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     result.to_json(folder / "results.json")
     notes: list[str] = []
     try:
-        from ..plots import plot_compression
+        from ..sweep.plots import plot_compression
 
         if result.network_rows():
             plot_compression(result, folder / "compression.png")
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             notes.append("no task succeeded: compression.png not drawn")
     except ImportError as exc:
         notes.append(f"{exc}; compression.png not drawn")
-    from ..report import write_report
+    from ..sweep.report import write_report
 
     write_report(result, folder / "report.html")
 

@@ -11,8 +11,8 @@ from .quotas import add_quota_args, quota_options
 
 def register(subparsers: Any) -> None:
     """Add the ``generate`` sub-command."""
-    from ..quotas import QUOTA_SCHEMES
-    from ..sampling import GRANULARITIES, STRUCTURES
+    from ..masks.quotas import QUOTA_SCHEMES
+    from ..masks.sampling import GRANULARITIES, STRUCTURES
 
     choices = [s for s in QUOTA_SCHEMES if s != "from_mask"]
     parser = subparsers.add_parser(
@@ -47,9 +47,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the masks, write them, print a summary."""
     from .. import __version__
-    from ..maskfile import save_masks
-    from ..quotas import _check_density
-    from ..sampling import random_masks
+    from ..masks.files import save_masks
+    from ..masks.quotas import _check_density
+    from ..masks.sampling import random_masks
 
     density = _check_density(args.density, "--density")
     _, _, net = load_network(args)

@@ -26,7 +26,7 @@ def model_table() -> list[dict[str, Any]]:
     no initialisation)."""
     import torch
 
-    from ..models import MODELS, prunable_params
+    from ..pytorch.models import MODELS, prunable_params
 
     rows = []
     for name, spec in MODELS.items():

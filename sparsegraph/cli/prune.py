@@ -42,10 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import warnings
 
-    from ..maskfile import save_masks
-    from ..models import MODELS, build_model, resolve_model
-    from ..pruners import prune
-    from ..trace import trace
+    from ..graph.trace import trace
+    from ..masks.files import save_masks
+    from ..pytorch.models import MODELS, build_model, resolve_model
+    from ..pytorch.pruners import prune
 
     if args.model in MODELS and args.input_shape is None:
         model, example = build_model(args.model, seed=args.seed)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._args import select_layers
 from ..errors import MaskError, QuotaError
-from ..network import select_layers
 from .common import add_model_args, console, load_network, print_json, split_list
 
 DEFAULT_SCHEMES = ("uniform", "uniform+", "er", "erk", "er_graph", "igq")
@@ -34,7 +34,7 @@ def quota_options(args: argparse.Namespace, scheme: str) -> dict[str, Any]:
 
 def register(subparsers: Any) -> None:
     """Add the ``quotas`` sub-command."""
-    from ..quotas import QUOTA_SCHEMES
+    from ..masks.quotas import QUOTA_SCHEMES
 
     choices = [s for s in QUOTA_SCHEMES if s != "from_mask"]
     parser = subparsers.add_parser(
@@ -59,7 +59,7 @@ def register(subparsers: Any) -> None:
 def quota_table(net: Any, schemes: list[str], density: float,
                 args: argparse.Namespace) -> dict[str, Any]:
     """The JSON-able result: per-layer params, densities and counts of each scheme."""
-    from ..quotas import quota_counts, quotas
+    from ..masks.quotas import quota_counts, quotas
 
     results: dict[str, dict[str, float]] = {}
     errors: dict[str, str] = {}
@@ -102,7 +102,7 @@ def quota_table(net: Any, schemes: list[str], density: float,
 
 def run(args: argparse.Namespace) -> int:
     """Print the per-layer quota table (or JSON)."""
-    from ..quotas import QUOTA_SCHEMES, _check_density, _unknown_scheme
+    from ..masks.quotas import QUOTA_SCHEMES, _check_density, _unknown_scheme
 
     density = _check_density(args.density, "--density")
     schemes = split_list(args.scheme) or []
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     _, _, net = load_network(args)
     data = quota_table(net, schemes, density, args)
     if args.plot:
-        from ..plots import plot_quotas
+        from ..sweep.plots import plot_quotas
 
         shown = {s: {row["name"]: row["density"][s] for row in data["layers"]}
                  for s in schemes if s in data["totals"]}

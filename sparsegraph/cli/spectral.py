@@ -41,13 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..spectral import spectral
+    from ..metrics.spectral import spectral
 
     model, _, net = load_network(args)
     if args.masks is None:
         masks: dict = {}
     else:
-        from ..maskfile import load_masks
+        from ..masks.files import load_masks
 
         masks = load_masks(args.masks, net=net)
     weights = None
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     report = spectral(net, masks, weights=weights, progress=progress, imdb=not args.no_imdb)
     paths = None
     if args.paths:
-        from ..paths import path_metrics
+        from ..metrics.paths import path_metrics
 
         paths = path_metrics(net, masks)
     if args.json:

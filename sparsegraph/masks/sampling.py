@@ -1,6 +1,6 @@
 """Random masks from layerwise quotas, reproducible from one integer seed.
 
-Every layer keeps exactly its quota's count (:func:`sparsegraph.quotas.quota_counts`), chosen
+Every layer keeps exactly its quota's count (:func:`sparsegraph.masks.quotas.quota_counts`), chosen
 uniformly without replacement from one child stream of ``numpy.random.SeedSequence(seed)``
 (``.spawn(len(net.layers))``, in layer order), so a layer's mask depends only on the seed, its
 position, its size and its count, and is the same bytes on every machine.
@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import QuotaError
+from ..graph.network import Layer, Network
 from ._kernels_sampling import fill_first_distinct, first_occurrences
-from .errors import QuotaError
-from .network import Layer, Network
 from .quotas import quota_counts, round_counts
 from .quotas import quotas as make_quotas
 
@@ -67,7 +67,7 @@ class SparseMasks(Mapping):
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.sampling import SparseMasks
+    >>> from sparsegraph.masks.sampling import SparseMasks
     >>> sm = SparseMasks({"w": np.array([0, 5])}, {"w": (2, 3)})
     >>> sm.to_dense()["w"].astype(int).tolist()
     [[1, 0, 0], [0, 0, 1]]
@@ -202,7 +202,7 @@ def sample_indices(n: int, k: int, rng: np.random.Generator, *, sparse: bool = F
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.sampling import sample_indices
+    >>> from sparsegraph.masks.sampling import sample_indices
     >>> a = sample_indices(10**9, 3, np.random.default_rng(0), sparse=True)
     >>> a.size, bool(np.all(np.diff(a) > 0))
     (3, True)
@@ -223,7 +223,7 @@ def layer_seeds(seed: int | np.random.SeedSequence, n_layers: int) -> list[np.ra
 
     Examples
     --------
-    >>> from sparsegraph.sampling import layer_seeds
+    >>> from sparsegraph.masks.sampling import layer_seeds
     >>> [s.spawn_key for s in layer_seeds(7, 2)]
     [(0,), (1,)]
     """
@@ -330,7 +330,7 @@ def random_masks(
         The network.
     quotas : mapping of str to float, or str
         Layer densities from :func:`sparsegraph.quotas` (layers without a key are dense), or a
-        scheme name of :data:`~sparsegraph.quotas.QUOTA_SCHEMES` (then ``density`` is required
+        scheme name of :data:`~sparsegraph.masks.quotas.QUOTA_SCHEMES` (then ``density`` is required
         and ``quota_opts`` go to :func:`sparsegraph.quotas`).
     density : float, optional
         Overall density for a scheme name; with ``effective=True`` the target *effective*
@@ -342,7 +342,8 @@ def random_masks(
         Linear). Quotas are in weights; a layer keeps its density times its number of units,
         rounded by largest remainder over the layers (each layer within one unit of its quota).
     structure : {"random", "regular"}, default "random"
-        ``"regular"``: per-layer biregular graphs (:func:`sparsegraph.regular.regular_layer_mask`),
+        ``"regular"``: per-layer biregular graphs
+        (:func:`sparsegraph.masks.regular.regular_layer_mask`),
         weight granularity only.
     effective : bool, default False
         Reach the target effective density ``density`` (scheme name required); see
@@ -372,10 +373,10 @@ def random_masks(
 
     Examples
     --------
-    >>> from sparsegraph.models import build_model
-    >>> from sparsegraph.quotas import quotas
-    >>> from sparsegraph.sampling import random_masks
-    >>> from sparsegraph.trace import trace
+    >>> from sparsegraph.pytorch.models import build_model
+    >>> from sparsegraph.masks.quotas import quotas
+    >>> from sparsegraph.masks.sampling import random_masks
+    >>> from sparsegraph.graph.trace import trace
     >>> net = trace(*build_model("lenet5"))
     >>> masks = random_masks(net, quotas(net, "erk", density=0.1), seed=0)
     >>> sum(int(m.sum()) for m in masks.values()) == round(0.1 * net.params)
@@ -462,7 +463,7 @@ class EffectiveSearch:
 
 def _effective_fn() -> Any:
     """The effective-mask function (a hook so tests can substitute a reference)."""
-    from .effective import effective_masks
+    from ..metrics.effective import effective_masks
 
     return effective_masks
 
@@ -524,9 +525,9 @@ def random_masks_effective(
 
     Examples
     --------
-    >>> from sparsegraph.models import build_model
-    >>> from sparsegraph.sampling import random_masks_effective
-    >>> from sparsegraph.trace import trace
+    >>> from sparsegraph.pytorch.models import build_model
+    >>> from sparsegraph.masks.sampling import random_masks_effective
+    >>> from sparsegraph.graph.trace import trace
     >>> net = trace(*build_model("lenet300"))
     >>> masks, info = random_masks_effective(net, "erk", 0.01, seed=0)
     >>> info.effective_density <= 0.01 <= info.direct_density

@@ -15,9 +15,9 @@ one table lets a single ``groupby`` reach either; filter on ``layer == "__networ
 network totals (:meth:`CompareResult.network_rows`). Columns (:data:`COLUMNS`):
 
 ``scheme``, ``kind``
-    The scheme name and whether it is a layerwise ``"quota"`` (:data:`sparsegraph.quotas.
+    The scheme name and whether it is a layerwise ``"quota"`` (:data:`sparsegraph.masks.quotas.
     QUOTA_SCHEMES`: uniform random masks with that quota) or a data-free ``"pruner"``
-    (the data-free entries of :data:`sparsegraph.pruners.PRUNERS`: synflow, magnitude,
+    (the data-free entries of :data:`sparsegraph.pytorch.pruners.PRUNERS`: synflow, magnitude,
     random, lamp), scored on the model re-initialised from the task's seed.
 ``density``, ``seed``
     The requested overall density and the task's seed.
@@ -72,8 +72,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MaskError, ModelSpecError, QuotaError, SparseGraphError
-from .network import Network
+from ..errors import MaskError, ModelSpecError, QuotaError, SparseGraphError
+from ..graph.network import Network
 
 __all__ = [
     "COLUMNS",
@@ -152,7 +152,7 @@ def parse_density_grid(spec: str | float | Iterable[float]) -> list[float]:
 
     Examples
     --------
-    >>> from sparsegraph.compare import parse_density_grid
+    >>> from sparsegraph.sweep.compare import parse_density_grid
     >>> grid = parse_density_grid("0.1:0.0001:20")
     >>> len(grid), grid[0], grid[-1]
     (20, 0.1, 0.0001)
@@ -245,12 +245,12 @@ _NEED_DATA = {"snip", "grasp"}
 
 
 def _registries() -> tuple[list[str], list[str]]:
-    from .quotas import QUOTA_SCHEMES
+    from ..masks.quotas import QUOTA_SCHEMES
 
     # from_mask takes its densities from a given mask: not a scheme to sweep
     quota_names = [str(n) for n in QUOTA_SCHEMES if n not in _NOT_SWEEPABLE]
     try:
-        from . import pruners
+        from ..pytorch import pruners
     except ImportError:  # pragma: no cover - the pruners module is part of the library
         pruner_names: list[str] = []
     else:
@@ -314,11 +314,11 @@ def _make_masks(payload: _Payload, scheme: str, kind: str, density: float, seed:
                 ) -> dict[str, np.ndarray]:
     net = payload.net
     if kind == "quota":
-        from .quotas import quotas
-        from .sampling import random_masks
+        from ..masks.quotas import quotas
+        from ..masks.sampling import random_masks
 
         return random_masks(net, quotas(net, scheme, density), seed=seed)
-    from .pruners import prune
+    from ..pytorch.pruners import prune
 
     return _prune_with_seed(prune, payload, scheme, density, seed)
 
@@ -388,7 +388,7 @@ def _spectral_rows(net: Network, masks: Mapping[str, np.ndarray]
                    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """``spectral_*`` values per layer (NaN where a layer fails the degree gate) and, for the
     network row, the plain mean over the scored layers (the paper's aggregation)."""
-    from .spectral import spectral
+    from ..metrics.spectral import spectral
 
     rep = spectral(net, masks)
     per_layer: dict[str, dict[str, Any]] = {}
@@ -408,7 +408,7 @@ def _spectral_rows(net: Network, masks: Mapping[str, np.ndarray]
 def _run_task(payload: _Payload, scheme: str, kind: str, density: float, seed: int,
               with_spectral: bool) -> dict[str, Any]:
     """One task: mask, audit, optional spectral; returns the rows and the phase timings."""
-    from .audit import audit
+    from ..metrics.audit import audit
 
     net = payload.net
     t0 = time.perf_counter()
@@ -500,9 +500,9 @@ def _warm_up(payload: _Payload | None = None) -> float:
     """
     t0 = time.perf_counter()
     try:
-        from .audit import audit
-        from .quotas import quotas
-        from .sampling import random_masks
+        from ..masks.quotas import quotas
+        from ..masks.sampling import random_masks
+        from ..metrics.audit import audit
 
         if payload is not None:
             net = payload.net
@@ -749,7 +749,7 @@ def _csv_cell(value: Any) -> Any:
 def _versions() -> dict[str, str | None]:
     from importlib import metadata
 
-    from . import __version__
+    from .. import __version__
 
     out: dict[str, str | None] = {
         "sparsegraph": __version__,
@@ -791,11 +791,11 @@ def _load(model_or_net: Any, example_input: Any, input_shape: Any, exclude: Any,
         if exclude is not None:
             raise ModelSpecError("exclude: applies when tracing a model; this Network is traced")
         return _Payload(model_or_net), None
-    from .trace import trace
+    from ..graph.trace import trace
 
     spec: str | None = None
     if isinstance(model_or_net, str):
-        from .models import resolve_model
+        from ..pytorch.models import resolve_model
 
         spec = model_or_net
         model, example = resolve_model(spec, input_shape)
@@ -930,13 +930,13 @@ def compare(
     model_or_net : str, nn.Module or Network
         A MODEL argument (built-in name such as ``"vgg16"``, ``path/file.py:factory`` or
         ``package.module:factory``), a model (with ``example_input``), or a traced
-        :class:`~sparsegraph.network.Network` (quota schemes only: pruners need the weights).
+        :class:`~sparsegraph.graph.network.Network` (quota schemes only: pruners need the weights).
     schemes : str or sequence of str
         Scheme names (or one comma-separated string). A name in
-        :data:`sparsegraph.quotas.QUOTA_SCHEMES` (``uniform``, ``erk``, ``igq``, ...) makes
+        :data:`sparsegraph.masks.quotas.QUOTA_SCHEMES` (``uniform``, ``erk``, ``igq``, ...) makes
         uniformly random masks with that layerwise quota (:func:`sparsegraph.random_masks`
         with ``seed``; ``from_mask`` is not sweepable); a data-free pruner of
-        :data:`sparsegraph.pruners.PRUNERS` (``synflow``, ``magnitude``, ``random``, ``lamp``;
+        :data:`sparsegraph.PRUNERS` (``synflow``, ``magnitude``, ``random``, ``lamp``;
         ``snip`` and ``grasp`` need data and are not accepted) runs
         ``sparsegraph.prune(model, name, density=d, seed=k)`` on a copy of the model
         re-initialised from ``k`` (``torch.manual_seed(k)``, then every module's

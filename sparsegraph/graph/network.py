@@ -34,20 +34,15 @@ are identity maps and leave no node. The node kinds are:
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import hashlib
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from .errors import MaskError
+from .._args import suggest
+from ..errors import MaskError
 
-__all__ = [
-    "Layer", "Node", "Network", "as_bool_mask", "check_masks", "dense_layers", "select_layers",
-]
+__all__ = ["Layer", "Node", "Network"]
 
 NODE_OPS = ("input", "layer", "pool", "add", "cat", "reshape")
 
@@ -175,7 +170,7 @@ class Network:
         try:
             return self.layers[self._index[name]]
         except KeyError:
-            raise MaskError(f"unknown layer {name!r}{_suggest(name, self.names)}") from None
+            raise MaskError(f"unknown layer {name!r}{suggest(name, self.names)}") from None
 
     def index(self, name: str) -> int:
         """Position of the layer called ``name`` in :attr:`layers`."""
@@ -193,167 +188,6 @@ class Network:
             f"Network({self.name!r}, {len(self.layers)} prunable layers, "
             f"{self.params:,} weights, {len(self.nodes)} nodes)"
         )
-
-
-def _suggest(name: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(names), n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-
-
-def select_layers(net: Network, patterns: Iterable[str] | None, *, what: str) -> list[str]:
-    """Names of the layers matched by exact names or glob patterns, in network order.
-
-    Parameters
-    ----------
-    net : Network
-        The network.
-    patterns : iterable of str or None
-        Layer names (``"features.0.weight"``) or ``fnmatch`` globs (``"features.*"``).
-    what : str
-        What the list is for, named in the error message (e.g. ``"dense"``).
-
-    Raises
-    ------
-    MaskError
-        If a pattern matches no layer (with the closest names).
-    """
-    if patterns is None:
-        return []
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    chosen: set[str] = set()
-    for pattern in patterns:
-        hits = [n for n in net.names if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise MaskError(
-                f"{what} layer {pattern!r} matches no prunable layer{_suggest(pattern, net.names)}"
-            )
-        chosen.update(hits)
-    return [n for n in net.names if n in chosen]
-
-
-def _as_numpy(value: Any, name: str) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor; torch not imported
-        value = value.detach().cpu()
-        if str(value.dtype) == "torch.bfloat16":
-            value = value.float()
-        value = value.numpy()
-    try:
-        return np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - anything unconvertible is a mask error
-        raise MaskError(f"mask {name!r}: cannot be read as an array ({exc})") from None
-
-
-def as_bool_mask(value: Any, name: str) -> np.ndarray:
-    """One mask value as a C-contiguous bool array, whatever its shape.
-
-    The single rule for mask values: numpy arrays, torch tensors or nested lists holding only
-    0 and 1 (bool, integer or float dtype); ``name`` is the layer named in the error.
-
-    Raises
-    ------
-    MaskError
-        For NaN, values other than 0 and 1, or a non-numeric dtype.
-
-    Examples
-    --------
-    >>> as_bool_mask([[1, 0], [0.0, 1.0]], "fc.weight").tolist()
-    [[True, False], [False, True]]
-    >>> as_bool_mask([2, 0], "fc.weight")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    sparsegraph.errors.MaskError: mask 'fc.weight': expected only 0 and 1, found 2 ...
-    """
-    arr = _as_numpy(value, name)
-    if arr.dtype != np.bool_:
-        if arr.dtype.kind not in "biuf":
-            raise MaskError(f"mask {name!r}: expected 0/1 values, got dtype {arr.dtype}")
-        if arr.dtype.kind == "f" and np.isnan(arr).any():
-            raise MaskError(f"mask {name!r}: contains NaN; a mask holds only 0 and 1")
-        bad = (arr != 0) & (arr != 1)
-        if bad.any():
-            value = arr[bad].flat[0]
-            raise MaskError(
-                f"mask {name!r}: expected only 0 and 1, found {value.item()!r} "
-                f"({int(bad.sum())} such values); threshold scores into a mask first"
-            )
-        arr = arr != 0
-    return np.ascontiguousarray(arr)
-
-
-def check_masks(
-    net: Network, masks: Mapping[str, Any], *, fill_missing: bool = True
-) -> dict[str, np.ndarray]:
-    """Validate masks against a network and return them in canonical form.
-
-    The one door every public function passes masks through: afterwards each value is a
-    C-contiguous ``bool`` numpy array of its layer's weight shape.
-
-    Parameters
-    ----------
-    net : Network
-        The network the masks are for.
-    masks : mapping of str to array-like
-        Keyed by parameter name; numpy arrays, torch tensors or nested lists with values 0/1
-        (bool, integer or float dtype).
-    fill_missing : bool, default True
-        Give layers without a key a dense (all-True) mask. When False, missing layers are
-        simply absent from the result.
-
-    Returns
-    -------
-    dict of str to ndarray of bool
-        In network layer order.
-
-    Raises
-    ------
-    MaskError
-        For an unknown key (with the closest layer names), a wrong shape, NaN, or values other
-        than 0 and 1.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node, check_masks
-    >>> net = Network(
-    ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-    ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
-    ...     outputs=(1,),
-    ... )
-    >>> check_masks(net, {"fc.weight": [[1, 0, 1], [0, 0, 1]]})["fc.weight"].sum()
-    np.int64(3)
-    >>> check_masks(net, {"fc.wieght": np.ones((2, 3))})
-    Traceback (most recent call last):
-    ...
-    sparsegraph.errors.MaskError: unknown layer 'fc.wieght'; did you mean 'fc.weight'?
-    """
-    if not isinstance(masks, Mapping):
-        raise MaskError(
-            f"masks must be a mapping of layer name to array, got {type(masks).__name__}"
-        )
-    unknown = [k for k in masks if k not in net._index]
-    if unknown:
-        key = unknown[0]
-        more = f" (and {len(unknown) - 1} more unknown keys)" if len(unknown) > 1 else ""
-        raise MaskError(f"unknown layer {key!r}{_suggest(str(key), net.names)}{more}")
-    out: dict[str, np.ndarray] = {}
-    for layer in net.layers:
-        if layer.name not in masks:
-            if fill_missing:
-                out[layer.name] = np.ones(layer.shape, dtype=bool)
-            continue
-        arr = _as_numpy(masks[layer.name], layer.name)
-        if arr.shape != layer.shape:
-            raise MaskError(
-                f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(arr.shape)}"
-            )
-        out[layer.name] = as_bool_mask(arr, layer.name)
-    return out
-
-
-def dense_layers(net: Network, masks: Mapping[str, Any]) -> list[str]:
-    """Names of the layers that ``masks`` has no key for (they are taken as dense)."""
-    return [name for name in net.names if name not in masks]
 
 
 # ----------------------------------------------------------------------------- word buffers

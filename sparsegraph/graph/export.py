@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import MaskError
-from .network import Network, check_masks
-from .spectral import channel_graph, unrolled_graph
+from .._args import check_masks
+from ..errors import MaskError
+from .bipartite import channel_graph, unrolled_graph
+from .network import Network
 
 __all__ = ["node_table", "to_igraph", "to_networkx", "to_scipy"]
 
@@ -215,8 +216,8 @@ def to_scipy(
     -------
     scipy.sparse.csr_array
         For one layer its **biadjacency** ``(n_left, n_right)`` (see
-        :func:`sparsegraph.spectral.unrolled_graph` and
-        :func:`~sparsegraph.spectral.channel_graph`); for the network the square directed
+        :func:`sparsegraph.metrics.spectral.unrolled_graph` and
+        :func:`~sparsegraph.metrics.spectral.channel_graph`); for the network the square directed
         **adjacency** over all channel units in :func:`node_table` order (``[i, j]`` = weight of
         the edge ``i -> j``).
 
@@ -230,7 +231,7 @@ def to_scipy(
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
     ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
@@ -257,7 +258,7 @@ def node_table(
 
     Examples
     --------
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
     ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
@@ -297,7 +298,7 @@ def to_networkx(
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
     ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
@@ -338,7 +339,7 @@ def to_igraph(
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
     ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .network import Layer, Network, check_masks, dense_layers
+from .._args import check_masks, dense_layers
+from ..graph.network import Layer, Network
 
 __all__ = ["AuditReport", "LayerAudit", "NetworkAudit", "audit", "dead_units"]
 
@@ -162,7 +163,7 @@ def dead_units(layer: Layer, effective: np.ndarray) -> tuple[int, int]:
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer
+    >>> from sparsegraph.graph.network import Layer
     >>> layer = Layer("fc.weight", "fc", "linear", (2, 3), 3, 2)
     >>> dead_units(layer, np.array([[1, 0, 0], [1, 0, 0]], dtype=bool))
     (2, 0)

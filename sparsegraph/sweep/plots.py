@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import SparseGraphError
+from ..errors import SparseGraphError
 
 __all__ = ["plot_audit", "plot_compression", "plot_quotas"]
 

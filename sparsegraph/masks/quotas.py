@@ -53,8 +53,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MaskError, QuotaError
-from .network import Layer, Network, check_masks, select_layers
+from .._args import check_masks, select_layers
+from ..errors import MaskError, QuotaError
+from ..graph.network import Layer, Network
 
 __all__ = [
     "QUOTA_SCHEMES",
@@ -117,7 +118,7 @@ def budget_of(density: float, params: int) -> int:
 
     Examples
     --------
-    >>> from sparsegraph.quotas import budget_of
+    >>> from sparsegraph.masks.quotas import budget_of
     >>> budget_of(0.05, 266200)
     13310
     """
@@ -157,7 +158,7 @@ def round_counts(params: Sequence[int] | np.ndarray, densities: Sequence[float] 
 
     Examples
     --------
-    >>> from sparsegraph.quotas import round_counts
+    >>> from sparsegraph.masks.quotas import round_counts
     >>> round_counts([10, 10, 10], [0.25, 0.25, 0.25], 8).tolist()
     [3, 3, 2]
     """
@@ -223,7 +224,7 @@ def scale_to_budget(params: Sequence[int] | np.ndarray, raw: Sequence[float] | n
 
     Examples
     --------
-    >>> from sparsegraph.quotas import scale_to_budget
+    >>> from sparsegraph.masks.quotas import scale_to_budget
     >>> scale_to_budget([10, 100], [1.0, 0.1], 60).round(3).tolist()
     [1.0, 0.5]
     """
@@ -353,7 +354,7 @@ def igq_force(params: Sequence[int] | np.ndarray, budget: float) -> float:
 
     Examples
     --------
-    >>> from sparsegraph.quotas import igq_force
+    >>> from sparsegraph.masks.quotas import igq_force
     >>> F = igq_force([100, 1000], 550)
     >>> round(100 / (1 + F * 100) + 1000 / (1 + F * 1000), 6)
     550.0
@@ -550,9 +551,9 @@ def quotas(
 
     Examples
     --------
-    >>> from sparsegraph.models import build_model
-    >>> from sparsegraph.quotas import quotas
-    >>> from sparsegraph.trace import trace
+    >>> from sparsegraph.pytorch.models import build_model
+    >>> from sparsegraph.masks.quotas import quotas
+    >>> from sparsegraph.graph.trace import trace
     >>> net = trace(*build_model("lenet300"))
     >>> q = quotas(net, "erk", density=0.1)
     >>> {k: round(v, 4) for k, v in q.items()}
@@ -692,9 +693,9 @@ def quota_counts(net: Network, quotas: Mapping[str, float]) -> dict[str, int]:
 
     Examples
     --------
-    >>> from sparsegraph.models import build_model
-    >>> from sparsegraph.quotas import quota_counts, quotas
-    >>> from sparsegraph.trace import trace
+    >>> from sparsegraph.pytorch.models import build_model
+    >>> from sparsegraph.masks.quotas import quota_counts, quotas
+    >>> from sparsegraph.graph.trace import trace
     >>> net = trace(*build_model("lenet300"))
     >>> quota_counts(net, quotas(net, "uniform", density=0.01))
     {'fc1.weight': 2352, 'fc2.weight': 300, 'fc3.weight': 10}

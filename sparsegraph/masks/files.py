@@ -55,8 +55,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import MaskError, MaskFileError
-from .network import Network, as_bool_mask, check_masks
+from .._args import as_bool_mask, check_masks
+from ..errors import MaskError, MaskFileError
+from ..graph.network import Network
 
 __all__ = [
     "FORMATS",
@@ -167,7 +168,7 @@ def _jsonable(value: Any, where: str) -> Any:
 def _build_metadata(
     masks: Mapping[str, np.ndarray], net: Network | None, metadata: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    from . import __version__
+    from .. import __version__
 
     meta: dict[str, Any] = {}
     if metadata is not None:
@@ -508,7 +509,7 @@ def save_masks(
     Examples
     --------
     >>> import tempfile, numpy as np
-    >>> from sparsegraph.maskfile import save_masks, load_masks, read_metadata
+    >>> from sparsegraph.masks.files import save_masks, load_masks, read_metadata
     >>> d = tempfile.mkdtemp()
     >>> p = save_masks(f"{d}/m.safetensors", {"fc.weight": np.eye(3, dtype=bool)},
     ...                metadata={"scheme": "uniform"})
@@ -872,7 +873,7 @@ def load_masks(path: PathLike, *, net: Network | None = None) -> dict[str, np.nd
     Examples
     --------
     >>> import tempfile, numpy as np
-    >>> from sparsegraph.maskfile import save_masks, load_masks
+    >>> from sparsegraph.masks.files import save_masks, load_masks
     >>> p = save_masks(f"{tempfile.mkdtemp()}/m.npz", {"module.fc.weight": np.ones((2, 2))})
     >>> list(load_masks(p))
     ['fc.weight']

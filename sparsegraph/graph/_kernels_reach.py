@@ -1,6 +1,6 @@
 """Numba kernels of exact effective sparsity (forward/backward reachability on pixel bitmaps).
 
-Private: :mod:`sparsegraph.effective` validates everything and calls these; they never see a
+Private: :mod:`sparsegraph.metrics.effective` validates everything and calls these; they never see a
 Python object or unchecked input.
 
 The alive elements of a ``(C, H, W)`` tensor are held per channel as

@@ -1,4 +1,5 @@
-"""Turn a PyTorch model into its layered bipartite graph (:class:`~sparsegraph.network.Network`).
+"""Turn a PyTorch model into its layered bipartite graph (a
+:class:`~sparsegraph.graph.network.Network`).
 
 The model is traced symbolically with :mod:`torch.fx` and run once on the example input with
 shape propagation, so every tensor's shape is known. Each fx node is then mapped onto the
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from .errors import TraceError
+from ..errors import TraceError
 from .network import Layer, Network, Node
 
 __all__ = ["trace"]

@@ -79,8 +79,8 @@ def _quota_figure(result: Any) -> tuple[bytes, float] | None:
              if k == "quota"]
     if net is None or not names:
         return None
+    from ..masks.quotas import quotas
     from .plots import plot_quotas
-    from .quotas import quotas
 
     densities = sorted(args["densities"])
     d = densities[len(densities) // 2]
@@ -107,7 +107,7 @@ def render_report(
         The page title; by default names the model.
     images : mapping of str to bytes or path, optional
         ``{caption: PNG}`` to embed instead of drawing the figures again. By default the
-        compression figure (:func:`sparsegraph.plots.plot_compression`) and, when the result
+        compression figure (:func:`sparsegraph.sweep.plots.plot_compression`) and, when the result
         holds its network and has quota schemes, the layerwise quotas at the middle density.
 
     Returns
@@ -240,7 +240,7 @@ def write_report(
     Examples
     --------
     >>> import tempfile, pathlib, sparsegraph as sg
-    >>> from sparsegraph.report import write_report
+    >>> from sparsegraph.sweep.report import write_report
     >>> res = sg.compare("lenet300", schemes="uniform,erk", densities="0.1,0.01",
     ...                  client=False, progress=False)
     >>> out = write_report(res, pathlib.Path(tempfile.mkdtemp()) / "report.html")

@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import LayerCollapseWarning, MaskError, QuotaError
-from .network import Network, select_layers
+from .._args import select_layers
+from ..errors import LayerCollapseWarning, MaskError, QuotaError
+from ..graph.network import Network
 
 __all__ = ["PRUNERS", "LayerCollapseWarning", "PruneMasks", "prune", "synflow_scores"]
 
@@ -303,7 +304,7 @@ def synflow_scores(net: Network, weights: Mapping[str, Any],
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("a.weight", "a", "linear", (2, 2), 2, 2),
     ...             Layer("b.weight", "b", "linear", (1, 2), 2, 1)),
@@ -400,8 +401,8 @@ def _check_density(density: Any) -> float:
 def _layer_counts(net: Network, density: float, quotas: Any, dense: list[str]
                   ) -> dict[str, int] | int:
     """Per-layer kept counts (quotas given) or the global count over the pruned layers."""
-    from .quotas import budget_of, quota_counts
-    from .quotas import quotas as make_quotas
+    from ..masks.quotas import budget_of, quota_counts
+    from ..masks.quotas import quotas as make_quotas
 
     if quotas is None:
         dense_params = sum(net.layer(n).params for n in dense)
@@ -491,7 +492,7 @@ def prune(
     >>> sum(int(m.sum()) for m in masks.values()), round(0.25 * (32 + 24))
     (14, 14)
     """
-    from .trace import trace
+    from ..graph.trace import trace
 
     if method not in PRUNERS:
         raise MaskError(f"unknown pruning method {method!r}; known: {', '.join(PRUNERS)}")

@@ -27,7 +27,7 @@ This equals "SynFlow score != 0" in exact arithmetic, which is how the tests che
 The implementation keeps, per tensor and channel, a status byte (all dead / all alive / mixed)
 and a bitmap of pixels for mixed channels only, so that at practical densities (where nearly
 every channel is all-alive or all-dead) the cost is close to one read and one write of the
-masks; see :mod:`sparsegraph._kernels`.
+masks; see :mod:`sparsegraph.graph._kernels_reach`.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels as K
-from .errors import TraceError
-from .network import Network, Node, aligned8, check_masks, empty_aligned8, word_view
+from .._args import check_masks
+from ..errors import TraceError
+from ..graph import _kernels_reach as K
+from ..graph.network import Network, Node, aligned8, empty_aligned8, word_view
 
 __all__ = ["effective_masks", "reachability", "Reachability"]
 
@@ -383,7 +384,7 @@ def effective_masks(net: Network, masks: Mapping[str, Any]) -> dict[str, np.ndar
     0 has no weight to a live unit:
 
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc1.weight", "fc1", "linear", (2, 3), 3, 2),
     ...             Layer("fc2.weight", "fc2", "linear", (1, 2), 2, 1)),
@@ -432,7 +433,7 @@ def reachability(net: Network, masks: Mapping[str, Any]) -> Reachability:
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
     ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),

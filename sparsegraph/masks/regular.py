@@ -5,7 +5,8 @@ and Harris, *Spectral gap in random bipartite biregular graphs and applications*
 second singular value is about ``sqrt(d_l - 1) + sqrt(d_r - 1)``, while a uniformly random
 mask of the same density has spread-out degrees and a larger ``mu_hat``.
 :func:`regular_layer_mask` draws such a graph in the layer's unrolled convention (left =
-``fan_in`` unrolled inputs, right = output units, see :mod:`sparsegraph.spectral`); the sampling
+``fan_in`` unrolled inputs, right = output units, see :mod:`sparsegraph.metrics.spectral`);
+the sampling
 helper uses it for ``sg.random_masks(..., structure="regular")``.
 
 Construction (configuration model with repair): the ``count`` edges get output degrees
@@ -24,9 +25,9 @@ import numbers
 
 import numpy as np
 
-from ._kernels_spectral import pair_stubs, repair_stubs
-from .errors import QuotaError
-from .network import Layer
+from ..errors import QuotaError
+from ..graph.network import Layer
+from ._kernels_sampling import pair_stubs, repair_stubs
 
 __all__ = ["regular_layer_mask", "balanced_degrees"]
 
@@ -106,7 +107,7 @@ def regular_layer_mask(
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer
+    >>> from sparsegraph.graph.network import Layer
     >>> conv = Layer("c.weight", "c", "conv", (8, 4, 3, 3), 4, 8, kernel=(3, 3))
     >>> m = regular_layer_mask(conv, 72, np.random.SeedSequence(0))
     >>> int(m.sum()), sorted(set(m.reshape(8, -1).sum(1).tolist()))

@@ -23,7 +23,7 @@ overflow nor underflow; the sums are of non-negative numbers, so the result is e
 rounding (relative error ~1e-15 times the depth). Element counts below ``1e-308`` times the
 largest count in the same tensor round to zero; they change no reported digit.
 
-**Min cut.** On the whole network's channel-level graph (:func:`sparsegraph.export.to_igraph`
+**Min cut.** On the whole network's channel-level graph (:func:`sparsegraph.graph.export.to_igraph`
 with ``layer=None``): one vertex per channel/neuron of every tensor, an edge of capacity 1 for
 every (input channel, output channel) pair of a prunable layer with at least one kept tap,
 wiring edges (pool, add, cat, reshape) of unbounded capacity, a super-source joined to every
@@ -43,8 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MaskError
-from .network import Network, check_masks
+from .._args import check_masks
+from ..errors import MaskError
+from ..graph.network import Network
 
 __all__ = ["PathMetrics", "path_metrics", "path_counts"]
 
@@ -256,7 +257,7 @@ def _log10_dot(a: _Scaled, b: _Scaled) -> float:
 def _min_cut(net: Network, masks: Mapping[str, Any]) -> tuple[float, int]:
     import igraph as ig
 
-    from .export import network_graph
+    from ..graph.export import network_graph
 
     g, _ = network_graph(net, masks)
     is_layer = g.edge_layer != ""
@@ -308,7 +309,7 @@ def path_metrics(
     Examples
     --------
     >>> import numpy as np
-    >>> from sparsegraph.network import Layer, Network, Node
+    >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("a.weight", "a", "linear", (3, 2), 2, 3),
     ...             Layer("b.weight", "b", "linear", (1, 3), 3, 1)),

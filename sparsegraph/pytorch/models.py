@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ModelSpecError
+from ..errors import ModelSpecError
 
 __all__ = ["MODELS", "ModelSpec", "build_model", "resolve_model", "prunable_params"]
 
@@ -378,7 +378,7 @@ def build_model(
 
     Examples
     --------
-    >>> from sparsegraph.models import build_model
+    >>> from sparsegraph.pytorch.models import build_model
     >>> model, x = build_model("lenet300")
     >>> tuple(x.shape), tuple(model(x).shape)
     ((1, 1, 28, 28), (1, 10))
@@ -405,7 +405,7 @@ def prunable_params(model: nn.Module) -> int:
 
     Examples
     --------
-    >>> from sparsegraph.models import build_model, prunable_params
+    >>> from sparsegraph.pytorch.models import build_model, prunable_params
     >>> prunable_params(build_model("lenet300")[0])
     266200
     """
@@ -522,7 +522,7 @@ def resolve_model(
 
     Examples
     --------
-    >>> from sparsegraph.models import resolve_model
+    >>> from sparsegraph.pytorch.models import resolve_model
     >>> model, x = resolve_model("lenet5", input_shape=(2, 1, 28, 28))
     >>> tuple(model(x).shape)
     (2, 10)

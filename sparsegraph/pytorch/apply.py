@@ -35,9 +35,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from .errors import MaskError
-from .maskfile import normalize_key
-from .network import _suggest, as_bool_mask
+from .._args import as_bool_mask, suggest
+from ..errors import MaskError
+from ..masks.files import normalize_key
 
 __all__ = ["APPLY_METHODS", "MaskParametrization", "apply_masks", "extract_masks"]
 
@@ -120,7 +120,7 @@ def _resolve(model: nn.Module, key: str) -> tuple[nn.Module, str, torch.Tensor]:
         tensor = _current(module, pname)
         if tensor is not None:
             return module, pname, tensor
-    hint = _suggest(key, _param_names(model))
+    hint = suggest(key, _param_names(model))
     raise MaskError(f"mask {key!r}: the model has no such parameter{hint}")
 
 
@@ -177,7 +177,7 @@ def apply_masks(
     --------
     >>> import torch
     >>> from torch import nn
-    >>> from sparsegraph.masking import apply_masks, extract_masks
+    >>> from sparsegraph.pytorch.apply import apply_masks, extract_masks
     >>> model = nn.Sequential(nn.Linear(3, 2))
     >>> _ = apply_masks(model, {"0.weight": [[1, 0, 0], [0, 1, 1]]})
     >>> opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
@@ -294,7 +294,7 @@ def extract_masks(
             hits = [n for n in available if fnmatch.fnmatchcase(n, normalize_key(pattern))]
             if not hits:
                 raise MaskError(
-                    f"extract_masks: {pattern!r} matches no parameter{_suggest(pattern, available)}"
+                    f"extract_masks: {pattern!r} matches no parameter{suggest(pattern, available)}"
                 )
             chosen.extend(h for h in hits if h not in chosen)
         chosen.sort(key=available.index)

@@ -1,0 +1,1 @@
+"""Sweeps over schemes, densities and seeds, their plots and the HTML report."""
