@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "as_bool_mask",
+    "as_network",
     "check_choice",
     "check_count",
     "check_density",
@@ -169,7 +170,8 @@ def check_masks(
     >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-    ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
+    ...     nodes=(Node(0, "input", (), (3,)),
+    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
     ...     outputs=(1,),
     ... )
     >>> check_masks(net, {"fc.weight": [[1, 0, 1], [0, 0, 1]]})["fc.weight"].sum()
@@ -326,3 +328,33 @@ def select_layers(net: Network, patterns: Iterable[str] | str | None, *, what: s
             )
         chosen.update(hits)
     return [n for n in names if n in chosen]
+
+
+# ------------------------------------------------------------------------------------ network
+
+
+def as_network(value: Any, what: str = "net") -> Network:
+    """A :class:`~sparsegraph.graph.network.Network`, or a MODEL name (a built-in such as
+    ``"resnet20"``, or ``module:factory``) traced on its default input.
+
+    Raises
+    ------
+    ArgumentError
+        For anything else.
+    ModelSpecError, TraceError
+        If a MODEL name cannot be built or traced.
+    """
+    from .graph.network import Network
+
+    if isinstance(value, Network):
+        return value
+    if isinstance(value, str):
+        from .graph.trace import trace
+        from .pytorch.models import resolve_model
+
+        model, example = resolve_model(value, None)
+        return trace(model, example, name=value)
+    raise ArgumentError(
+        f"{what}: expected a Network from sparsegraph.trace (or a MODEL name such as "
+        f"'resnet20'), got {type(value).__name__}"
+    )

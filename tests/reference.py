@@ -24,6 +24,7 @@ Two oracles, independent of :mod:`sparsegraph.metrics.effective` and of each oth
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -187,104 +188,318 @@ def autograd_effective(model: nn.Module, masks: Mapping[str, Any],
 # ----------------------------------------------------------------------------- brute force
 
 
-def _conv_taps(layer: Any, hin: int, win: int, hout: int, wout: int):
-    """Per tap (ky, kx): the valid output pixel index arrays and their input pixels."""
-    (sy, sx), (py, px), (dy, dx) = layer.stride, layer.padding, layer.dilation
-    ys, xs = np.arange(hout), np.arange(wout)
-    res = {}
-    for ky in range(layer.kernel[0]):
-        qy = ys * sy - py + ky * dy
-        vy = (qy >= 0) & (qy < hin)
-        for kx in range(layer.kernel[1]):
-            qx = xs * sx - px + kx * dx
-            vx = (qx >= 0) & (qx < win)
-            res[ky, kx] = (ys[vy], xs[vx], qy[vy], qx[vx])
-    return res
+def _use_weight(net: Any, node: Any, mask: np.ndarray) -> np.ndarray:
+    """A use's weight in the op's own layout, from the parameter's mask (independent code)."""
+    view = node.params.get("view")
+    if view is None:
+        return mask
+    if view[0] == "T":
+        return mask.T
+    if view[0] == "rows":
+        return mask[view[1]:view[2]]
+    return mask.reshape(-1)[view[1]].reshape(view[2])
 
 
-def bruteforce_effective(net: Any, masks: Mapping[str, Any]):
-    """Dense forward/backward propagation on a Network; returns (effective, fwd, bwd)."""
+def _put_weight(node: Any, dst: np.ndarray, native_idx: tuple) -> None:
+    """Mark one weight of a use (an index of its own layout) on the parameter."""
+    view = node.params.get("view")
+    if view is None:
+        dst[native_idx] = True
+    elif view[0] == "T":
+        dst[tuple(reversed(native_idx))] = True
+    elif view[0] == "rows":
+        dst[(native_idx[0] + view[1],) + tuple(native_idx[1:])] = True
+    else:
+        flat = np.ravel_multi_index(native_idx, view[2])
+        dst.reshape(-1)[view[1][flat]] = True
+
+
+def _edges(net: Any, node: Any, w: np.ndarray):
+    """Every (weight index, output element, input element) of a layer use, by definition."""
+    p = node.params
+    op = p["op"]
+    src = net.nodes[node.inputs[0]].shape
+    out = node.shape
+    if op == "linear":
+        lead = list(np.ndindex(*out[:-1])) if len(out) > 1 else [()]
+        for o, i in zip(*np.nonzero(w), strict=True):
+            for pos in lead:
+                yield (o, i), pos + (o,), pos + (i,)
+        return
+    if op == "embedding":
+        for v, d in zip(*np.nonzero(w), strict=True):
+            for pos in np.ndindex(*src) if src else [()]:
+                yield (v, d), tuple(pos) + (d,), tuple(pos)
+        return
+    g = p.get("groups", 1)
+    n = len(out) - 1
+    s_, pad, dil = p["stride"], p["padding"], p["dilation"]
+    transposed = op == "conv_transpose"
+    for widx in zip(*np.nonzero(w), strict=True):
+        if transposed:
+            i, ol, k = widx[0], widx[1], widx[2:]
+            cin_g, cout_g = src[0] // g, w.shape[1]
+            o = (i // cin_g) * cout_g + ol
+            for q in np.ndindex(*src[1:]):
+                y = tuple(q[a] * s_[a] - pad[a] + k[a] * dil[a] for a in range(n))
+                if all(0 <= y[a] < out[1 + a] for a in range(n)):
+                    yield widx, (o,) + y, (i,) + tuple(q)
+        else:
+            o, il, k = widx[0], widx[1], widx[2:]
+            cin_g, cout_g = w.shape[1], out[0] // g
+            i = (o // cout_g) * cin_g + il
+            for y in np.ndindex(*out[1:]):
+                q = tuple(y[a] * s_[a] - pad[a] + k[a] * dil[a] for a in range(n))
+                if all(0 <= q[a] < src[1 + a] for a in range(n)):
+                    yield widx, (o,) + tuple(y), (i,) + q
+
+
+def _index_reads(node: Any, src_shape: tuple):
+    """For an index node: every (output element, input element) pair."""
+    perm, wins = node.params["perm"], node.params["windows"]
+    for pos in np.ndindex(*node.shape) if node.shape else [()]:
+        per_axis = []
+        for k, i in enumerate(pos):
+            win = wins[k]
+            per_axis.append([i] if win is None else list(win[1][win[0][i]:win[0][i + 1]]))
+        for combo in itertools.product(*per_axis):
+            q = [0] * len(src_shape)
+            for k, j in enumerate(combo):
+                q[perm[k]] = j
+            yield pos, tuple(q)
+
+
+def _forward_facts(net: Any, masks: Mapping[str, Any]) -> tuple[list[np.ndarray],
+                                                                list[np.ndarray]]:
+    """Reached and nonzero elements of every node, element by element (DESIGN §3)."""
     masks = {
         layer.name: np.asarray(masks[layer.name], dtype=bool) if layer.name in masks
         else np.ones(layer.shape, bool) for layer in net.layers
     }
     nodes = net.nodes
-
-    def conv_edges(node):
-        layer = net.layers[node.layer]
-        src = nodes[node.inputs[0]]
-        if layer.kind == "linear":
-            for o, i in zip(*np.nonzero(masks[layer.name]), strict=True):
-                yield (o, i, 0, 0), ([0], [0], [0], [0])
-            return
-        taps = _conv_taps(layer, src.shape[1], src.shape[2], node.shape[1], node.shape[2])
-        cin_g = layer.in_channels // layer.groups
-        cout_g = layer.out_channels // layer.groups
-        for o, il, ky, kx in zip(*np.nonzero(masks[layer.name]), strict=True):
-            yield (o, (o // cout_g) * cin_g + il, ky, kx), taps[ky, kx]
-
-    def pool_pairs(node):
-        (hp, hi), (wp, wi) = node.window_h, node.window_w
-        for yo in range(node.shape[1]):
-            for xo in range(node.shape[2]):
-                ys, xs = hi[hp[yo]:hp[yo + 1]], wi[wp[xo]:wp[xo + 1]]
-                yield yo, xo, np.ix_(ys, xs)
-
-    fwd = []
+    R, Z = [], []
     for node in nodes:
-        out = np.zeros(node.shape, bool)
-        if node.op == "input":
-            out[:] = True
-        elif node.op == "layer":
-            x = fwd[node.inputs[0]]
-            for (o, i, _, _), (ys, xs, qy, qx) in conv_edges(node):
-                out[o][np.ix_(ys, xs)] |= x[i][np.ix_(qy, qx)]
-        elif node.op == "pool":
-            x = fwd[node.inputs[0]]
-            for yo, xo, win in pool_pairs(node):
-                out[:, yo, xo] = x[:, win[0], win[1]].reshape(node.shape[0], -1).any(axis=1)
-        elif node.op == "add":
-            for i in node.inputs:
-                out |= fwd[i]
-        elif node.op == "cat":
-            out = np.concatenate([fwd[i] for i in node.inputs], axis=0)
-        elif node.op == "reshape":
-            out = fwd[node.inputs[0]].reshape(node.shape).copy()
-        fwd.append(out)
+        shape, k = node.shape, node.kind
+        ins_r = [R[i] for i in node.inputs]
+        ins_z = [Z[i] for i in node.inputs]
+        if k == "input":
+            r = np.ones(shape, bool)
+            z = r.copy()
+        elif k == "const":
+            r = np.zeros(shape, bool)
+            z = r.copy()
+        elif k == "layer":
+            w = _use_weight(net, node, masks[net.layers[node.layer].name])
+            r, z = np.zeros(shape, bool), np.zeros(shape, bool)
+            for _, po, pi in _edges(net, node, w):
+                r[po] |= ins_r[0][pi]
+                z[po] |= ins_z[0][pi]
+        elif k == "index":
+            r, z = np.zeros(shape, bool), np.zeros(shape, bool)
+            for po, pi in _index_reads(node, nodes[node.inputs[0]].shape):
+                r[po] |= ins_r[0][pi]
+                z[po] |= ins_z[0][pi]
+        elif k == "reshape":
+            r, z = ins_r[0].reshape(shape).copy(), ins_z[0].reshape(shape).copy()
+        elif k == "cat":
+            ax = node.params["axis"]
+            r, z = np.concatenate(ins_r, ax), np.concatenate(ins_z, ax)
+        elif k == "add":
+            r, z = np.logical_or.reduce(ins_r), np.logical_or.reduce(ins_z)
+        elif k == "scale":
+            keep = np.broadcast_to(node.params["keep"], shape)
+            r, z = ins_r[0] & keep, ins_z[0] & keep
+        elif k == "mul":
+            (ra, rb), (za, zb) = ins_r, ins_z
+            r, z = (ra & zb) | (rb & za), za & zb
+        elif k == "gate":
+            r, z = ins_r[0].copy(), np.ones(shape, bool)
+        elif k == "matmul":
+            (ra, rb), (za, zb) = ins_r, ins_z
+            r, z = np.zeros(shape, bool), np.zeros(shape, bool)
+            for pos in np.ndindex(*shape):
+                *b, i, j = pos
+                b = tuple(b)
+                for c in range(ra.shape[-1]):
+                    r[pos] |= (ra[b + (i, c)] and zb[b + (c, j)]) or (za[b + (i, c)]
+                                                                     and rb[b + (c, j)])
+                    z[pos] |= za[b + (i, c)] and zb[b + (c, j)]
+        elif k == "softmax":
+            ax = node.params["axis"]
+            m = node.params.get("masked")
+            un = np.ones(shape, bool) if m is None else ~np.broadcast_to(m, shape)
+            live = un & (un.sum(ax, keepdims=True) >= 2)
+            r = live & (ins_r[0] & un).any(ax, keepdims=True)
+            z = un.copy()
+        else:  # pragma: no cover
+            raise AssertionError(k)
+        R.append(r)
+        Z.append(z)
+    return R, Z
 
-    bwd = [np.zeros(node.shape, bool) for node in nodes]
+
+def bruteforce_effective(net: Any, masks: Mapping[str, Any]):
+    """Dense forward/backward propagation on a Network, element by element, straight from the
+    definitions of DESIGN §3 (reached and nonzero facts, products, softmax); returns
+    ``(effective, reached, backward)`` (tiny hand-made graphs only)."""
+    masks = {
+        layer.name: np.asarray(masks[layer.name], dtype=bool) if layer.name in masks
+        else np.ones(layer.shape, bool) for layer in net.layers
+    }
+    nodes = net.nodes
+    R, Z = _forward_facts(net, masks)
+
+    B = [np.zeros(node.shape, bool) for node in nodes]
     for o in net.outputs:
-        bwd[o][:] = True
+        B[o][:] = True
     eff = {name: np.zeros_like(m) for name, m in masks.items()}
     for node in reversed(nodes):
-        b = bwd[node.id]
-        if node.op == "layer":
+        b = B[node.id]
+        k = node.kind
+        ins = node.inputs
+        if k == "layer":
             layer = net.layers[node.layer]
-            src = node.inputs[0]
-            f_in = fwd[src]
-            for (o, i, ky, kx), (ys, xs, qy, qx) in conv_edges(node):
-                bo = b[o][np.ix_(ys, xs)]
-                bwd[src][i][np.ix_(qy, qx)] |= bo
-                if (bo & f_in[i][np.ix_(qy, qx)]).any():
-                    idx = (o, i) if layer.kind == "linear" else (
-                        o, i - (o // (layer.out_channels // layer.groups))
-                        * (layer.in_channels // layer.groups), ky, kx)
-                    eff[layer.name][idx] = True
-        elif node.op == "pool":
-            src = node.inputs[0]
-            for yo, xo, win in pool_pairs(node):
-                for c in range(node.shape[0]):
-                    if b[c, yo, xo]:
-                        bwd[src][c][win] = True
-        elif node.op == "add":
-            for i in node.inputs:
-                bwd[i] |= b
-        elif node.op == "cat":
-            off = 0
-            for i in node.inputs:
-                c = nodes[i].shape[0]
-                bwd[i] |= b[off:off + c]
-                off += c
-        elif node.op == "reshape":
-            bwd[node.inputs[0]] |= b.reshape(nodes[node.inputs[0]].shape)
-    return eff, fwd, bwd
+            w = _use_weight(net, node, masks[layer.name])
+            for widx, po, pi in _edges(net, node, w):
+                if b[po]:
+                    B[ins[0]][pi] = True
+                    if R[ins[0]][pi]:
+                        _put_weight(node, eff[layer.name], tuple(int(v) for v in widx))
+        elif k == "index":
+            for po, pi in _index_reads(node, nodes[ins[0]].shape):
+                if b[po]:
+                    B[ins[0]][pi] = True
+        elif k == "reshape":
+            B[ins[0]] |= b.reshape(nodes[ins[0]].shape)
+        elif k == "cat":
+            ax = node.params["axis"]
+            parts = np.split(b, np.cumsum([nodes[i].shape[ax] for i in ins])[:-1], axis=ax)
+            for i, part in zip(ins, parts, strict=True):
+                B[i] |= part
+        elif k in ("add", "gate"):
+            for i in ins:
+                B[i] |= b
+        elif k == "scale":
+            B[ins[0]] |= b & np.broadcast_to(node.params["keep"], node.shape)
+        elif k == "mul":
+            B[ins[0]] |= b & Z[ins[1]]
+            B[ins[1]] |= b & Z[ins[0]]
+        elif k == "matmul":
+            za, zb = Z[ins[0]], Z[ins[1]]
+            for pos in np.ndindex(*node.shape):
+                if not b[pos]:
+                    continue
+                *bb, i, j = pos
+                bb = tuple(bb)
+                for c in range(za.shape[-1]):
+                    if zb[bb + (c, j)]:
+                        B[ins[0]][bb + (i, c)] = True
+                    if za[bb + (i, c)]:
+                        B[ins[1]][bb + (c, j)] = True
+        elif k == "softmax":
+            ax = node.params["axis"]
+            m = node.params.get("masked")
+            un = np.ones(node.shape, bool) if m is None else ~np.broadcast_to(m, node.shape)
+            live = un & (un.sum(ax, keepdims=True) >= 2)
+            B[ins[0]] |= live & (b & un).any(ax, keepdims=True)
+    for name in eff:
+        eff[name] &= masks[name]
+    return eff, R, B
+
+
+def element_preds(net: Any, masks: Mapping[str, Any]) -> list[list[list[tuple[int, int]]]]:
+    """``preds[node][flat element]``: the (source node, source flat element) pairs a path can
+    come from, in the linearised masked network read as a path DAG (DESIGN §3: a product passes
+    a factor's paths where the other factor is nonzero; a softmax fibre joins every unmasked
+    entry to every unmasked entry when it has at least two). Independent element-level code."""
+    masks = {
+        layer.name: np.asarray(masks[layer.name], dtype=bool) if layer.name in masks
+        else np.ones(layer.shape, bool) for layer in net.layers
+    }
+    Z = bruteforce_nonzero(net, masks)
+    preds = []
+    for node in net.nodes:
+        shape, k, ins = node.shape, node.kind, node.inputs
+        p: list[list[tuple[int, int]]] = [[] for _ in range(node.numel)]
+
+        def flat(shp, pos):
+            return int(np.ravel_multi_index(pos, shp)) if shp else 0
+
+        if k == "layer":
+            w = _use_weight(net, node, masks[net.layers[node.layer].name])
+            src = net.nodes[ins[0]].shape
+            for _, po, pi in _edges(net, node, w):
+                p[flat(shape, po)].append((ins[0], flat(src, pi)))
+        elif k == "index":
+            src = net.nodes[ins[0]].shape
+            for po, pi in _index_reads(node, src):
+                p[flat(shape, po)].append((ins[0], flat(src, pi)))
+        elif k in ("reshape", "gate"):
+            for e in range(node.numel):
+                p[e].append((ins[0], e))
+        elif k == "add":
+            for i in ins:
+                for e in range(node.numel):
+                    p[e].append((i, e))
+        elif k == "scale":
+            keep = np.broadcast_to(node.params["keep"], shape).reshape(-1)
+            for e in np.flatnonzero(keep):
+                p[e].append((ins[0], int(e)))
+        elif k == "cat":
+            ax = node.params["axis"]
+            pos = np.arange(node.numel).reshape(shape)
+            parts = np.split(pos, np.cumsum([net.nodes[i].shape[ax] for i in ins])[:-1], axis=ax)
+            for i, part in zip(ins, parts, strict=True):
+                for e, o in enumerate(part.reshape(-1)):
+                    p[int(o)].append((i, e))
+        elif k == "mul":
+            za, zb = Z[ins[0]].reshape(-1), Z[ins[1]].reshape(-1)
+            for e in range(node.numel):
+                if zb[e]:
+                    p[e].append((ins[0], e))
+                if za[e]:
+                    p[e].append((ins[1], e))
+        elif k == "matmul":
+            za, zb = Z[ins[0]], Z[ins[1]]
+            sa, sb = za.shape, zb.shape
+            for pos in np.ndindex(*shape):
+                *b, i, j = pos
+                b = tuple(b)
+                for c in range(sa[-1]):
+                    if zb[b + (c, j)]:
+                        p[flat(shape, pos)].append((ins[0], flat(sa, b + (i, c))))
+                    if za[b + (i, c)]:
+                        p[flat(shape, pos)].append((ins[1], flat(sb, b + (c, j))))
+        elif k == "softmax":
+            ax = node.params["axis"]
+            m = node.params.get("masked")
+            un = np.ones(shape, bool) if m is None else ~np.broadcast_to(m, shape)
+            for pos in np.ndindex(*shape):
+                if not un[pos] or un.sum(ax, keepdims=True)[
+                        tuple(0 if a == ax else v for a, v in enumerate(pos))] < 2:
+                    continue
+                for c in range(shape[ax]):
+                    q = list(pos)
+                    q[ax] = c
+                    if un[tuple(q)]:
+                        p[flat(shape, pos)].append((ins[0], flat(shape, tuple(q))))
+        preds.append(p)
+    return preds
+
+
+def bruteforce_nonzero(net: Any, masks: Mapping[str, Any]) -> list[np.ndarray]:
+    """The nonzero elements of every node (the second fact of DESIGN §3), by the same dense
+    propagation as :func:`bruteforce_effective`."""
+    return _forward_facts(net, masks)[1]
+
+
+def count_paths(net: Any, masks: Mapping[str, Any]) -> int:
+    """The number of input->output paths, with Python integers (no overflow)."""
+    preds = element_preds(net, masks)
+    f: list[list[int]] = []
+    for node, pe in zip(net.nodes, preds, strict=True):
+        if node.kind == "input":
+            f.append([1] * node.numel)
+        else:
+            f.append([sum(f[s][e] for s, e in q) for q in pe])
+    return sum(sum(f[o]) for o in net.outputs)

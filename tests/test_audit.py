@@ -92,7 +92,7 @@ def test_bad_masks_raise_mask_error(mlp):
 )
 def test_dead_units_against_brute_force(groups, per_group_in, per_group_out, k, seed):
     cin, cout = groups * per_group_in, groups * per_group_out
-    layer = Layer("w", "m", "conv", (cout, per_group_in, k, k), cin, cout, groups, (k, k))
+    layer = Layer("w", "m", "conv", (cout, per_group_in, k, k), cin, cout, groups)
     eff = np.random.default_rng(seed).random(layer.shape) < 0.2
     alive_in, alive_out = set(), set()
     for o, i, _ky, _kx in zip(*np.nonzero(eff), strict=True):

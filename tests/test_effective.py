@@ -20,6 +20,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nets import gen_networks
 from reference import autograd_effective, bruteforce_effective
 from torch import nn
 
@@ -238,63 +239,7 @@ def test_generated_modules_match_autograd(gen, density, seed, leave_one_dense):
 # ----------------------------------------------------------------------------- generated Networks
 
 
-def _windows(rng, n_in, n_out):
-    ptr, idx = [0], []
-    for _ in range(n_out):
-        win = sorted(rng.choice(n_in, size=rng.integers(0, min(n_in, 4) + 1), replace=False))
-        idx.extend(win)
-        ptr.append(len(idx))
-    return np.array(ptr, dtype=np.int64), np.array(idx, dtype=np.int64)
-
-
-@st.composite
-def gen_networks(draw):
-    """A random Network (no torch): conv/pool/add/cat/reshape nodes on maps up to 140 wide."""
-    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 140)))
-    nodes = [Node(0, "input", (), shape)]
-    layers = []
-    for _ in range(draw(st.integers(1, 5))):
-        src = len(nodes) - 1
-        c, h, w = nodes[src].shape
-        kind = draw(st.sampled_from(["conv", "conv", "pool", "add", "cat", "reshape"]))
-        if kind == "conv":
-            kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 5))
-            sy, sx = draw(st.integers(1, 2)), draw(st.integers(1, 3))
-            dy, dx = draw(st.integers(1, 2)), draw(st.integers(1, 3))
-            py, px = draw(st.integers(0, 2)), draw(st.integers(0, 3))
-            ho, wo = _out(h, kh, sy, py, dy), _out(w, kw, sx, px, dx)
-            if ho < 1 or wo < 1:
-                continue
-            g = draw(st.sampled_from([d for d in (1, 2, 3) if c % d == 0]))
-            co = g * draw(st.integers(1, 2))
-            layers.append(Layer(f"l{len(layers)}.weight", f"l{len(layers)}", "conv",
-                                (co, c // g, kh, kw), c, co, g, (kh, kw), (sy, sx), (py, px),
-                                (dy, dx), (h, w), (ho, wo)))
-            nodes.append(Node(len(nodes), "layer", (src,), (co, ho, wo), layer=len(layers) - 1))
-        elif kind == "pool":
-            ho, wo = draw(st.integers(1, h)), draw(st.integers(1, w))
-            nodes.append(Node(len(nodes), "pool", (src,), (c, ho, wo),
-                              window_h=_windows(rng, h, ho), window_w=_windows(rng, w, wo)))
-        elif kind in ("add", "cat"):
-            other = draw(st.integers(0, src))
-            o_shape = nodes[other].shape
-            if o_shape[1:] != (h, w) or (kind == "add" and o_shape != (c, h, w)):
-                continue
-            out = (c, h, w) if kind == "add" else (c + nodes[other].shape[0], h, w)
-            nodes.append(Node(len(nodes), kind, (src, other), out))
-        else:
-            n = c * h * w
-            c2 = draw(st.sampled_from([d for d in range(1, n + 1) if n % d == 0]))
-            rest = n // c2
-            h2 = draw(st.sampled_from([d for d in range(1, rest + 1) if rest % d == 0]))
-            nodes.append(Node(len(nodes), "reshape", (src,), (c2, h2, rest // h2)))
-    outputs = (len(nodes) - 1,) if draw(st.booleans()) or len(nodes) < 3 else (
-        len(nodes) - 1, draw(st.integers(1, len(nodes) - 2)))
-    return Network(tuple(layers), tuple(nodes), outputs)
-
-
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(gen_networks(), st.floats(0.02, 1.0), st.integers(0, 2**31 - 1))
 def test_generated_networks_match_bruteforce(net, density, seed):
     masks = _random_masks(net, density, seed)
@@ -305,6 +250,7 @@ def test_generated_networks_match_bruteforce(net, density, seed):
         assert r.forward[n].shape == node.shape
         np.testing.assert_array_equal(r.forward[n], fwd[n], err_msg=f"forward of node {n}")
         np.testing.assert_array_equal(r.backward[n], bwd[n], err_msg=f"backward of node {n}")
+        assert not (r.forward[n] & ~r.nonzero[n]).any(), "reached implies nonzero"
     _assert_same(effective_masks(net, r.effective), r.effective)
 
 
@@ -396,7 +342,8 @@ def test_layer_not_on_the_wiring_has_no_effective_weight():
     net = Network(
         layers=(Layer("a.weight", "a", "linear", (2, 3), 3, 2),
                 Layer("b.weight", "b", "linear", (2, 2), 2, 2)),
-        nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
+        nodes=(Node(0, "input", (), (3,)),
+               Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
         outputs=(1,),
     )
     got = effective_masks(net, {})
@@ -455,11 +402,11 @@ def test_not_a_mapping_raises_mask_error():
         effective_masks(net, [np.ones((2, 3))])
 
 
-def test_inconsistent_hand_built_network_raises_trace_error():
-    net = Network(
-        layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-        nodes=(Node(0, "input", (), (4, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
-        outputs=(1,),
-    )
-    with pytest.raises(sg.TraceError, match="does not fit"):
-        effective_masks(net, {})
+def test_inconsistent_hand_built_network_raises_network_error():
+    with pytest.raises(sg.NetworkError, match="node 1 .*linear map of the last axis of \\[4\\]"):
+        Network(
+            layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
+            nodes=(Node(0, "input", (), (4,)),
+                   Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
+            outputs=(1,),
+        )

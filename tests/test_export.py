@@ -58,7 +58,7 @@ def test_whole_network(net_masks):
     assert a.shape == (n_units, n_units) and len(table["kind"]) == n_units
     assert list(table["kind"][:2]) == ["input", "input"]
     assert list(table["kind"][-3:]) == ["output"] * 3
-    assert set(table["op"]) == {"input", "layer", "pool", "add", "cat", "reshape"}
+    assert set(table["op"]) == {"input", "layer", "index", "add", "cat", "reshape"}
     # layer edges: channel pairs with a kept tap; wiring: pool 3 + add 6 + cat 5 + flatten 20
     layer_edges = sum(
         int(np.count_nonzero(masks[lay.name].reshape(lay.out_channels,

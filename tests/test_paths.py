@@ -9,84 +9,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nets import tiny_net
+from nets import gen_networks, tiny_net
+from reference import count_paths, element_preds
 
 from sparsegraph.errors import MaskError
 from sparsegraph.graph.network import Layer, Network, Node
 from sparsegraph.metrics.paths import path_metrics
 
 # ------------------------------------------------------------------------------------------
-# oracle: the element-level graph with loops, path counts with Python integers
-
-
-def element_edges(net: Network, masks: dict) -> dict[int, list[list[tuple[int, int]]]]:
-    """preds[node][flat element] = list of (source node, source flat element)."""
-    preds: dict[int, list[list[tuple[int, int]]]] = {}
-    for node in net.nodes:
-        c, h, w = node.shape
-        p: list[list[tuple[int, int]]] = [[] for _ in range(node.numel)]
-        if node.op == "layer":
-            lay = net.layers[node.layer]
-            src = net.nodes[node.inputs[0]]
-            m = np.asarray(masks[lay.name], bool)
-            if lay.kind == "linear":
-                for o in range(lay.out_channels):
-                    for i in range(lay.in_channels):
-                        if m[o, i]:
-                            p[o].append((src.id, i))
-            else:
-                sc, sh, sw = src.shape
-                cg, og = lay.in_channels // lay.groups, lay.out_channels // lay.groups
-                for o in range(c):
-                    for y in range(h):
-                        for x in range(w):
-                            for j in range(cg):
-                                for ky in range(lay.kernel[0]):
-                                    for kx in range(lay.kernel[1]):
-                                        if not m[o, j, ky, kx]:
-                                            continue
-                                        yy = y * lay.stride[0] - lay.padding[0] + ky
-                                        xx = x * lay.stride[1] - lay.padding[1] + kx
-                                        if 0 <= yy < sh and 0 <= xx < sw:
-                                            ci = (o // og) * cg + j
-                                            p[(o * h + y) * w + x].append(
-                                                (src.id, (ci * sh + yy) * sw + xx))
-        elif node.op == "pool":
-            src = net.nodes[node.inputs[0]]
-            (hp, hi), (wp, wi) = node.window_h, node.window_w
-            for ch in range(c):
-                for y in range(h):
-                    for x in range(w):
-                        for yy in hi[hp[y]:hp[y + 1]]:
-                            for xx in wi[wp[x]:wp[x + 1]]:
-                                p[(ch * h + y) * w + x].append(
-                                    (src.id, (ch * src.shape[1] + yy) * src.shape[2] + xx))
-        elif node.op == "add":
-            for i in node.inputs:
-                for e in range(node.numel):
-                    p[e].append((i, e))
-        elif node.op == "cat":
-            start = 0
-            for i in node.inputs:
-                for e in range(net.nodes[i].numel):
-                    p[start + e].append((i, e))
-                start += net.nodes[i].numel
-        elif node.op == "reshape":
-            for e in range(node.numel):
-                p[e].append((node.inputs[0], e))
-        preds[node.id] = p
-    return preds
-
-
-def count_paths(net: Network, masks: dict) -> int:
-    preds = element_edges(net, masks)
-    f: dict[int, list[int]] = {}
-    for node in net.nodes:
-        if node.op == "input":
-            f[node.id] = [1] * node.numel
-        else:
-            f[node.id] = [sum(f[s][e] for s, e in pe) for pe in preds[node.id]]
-    return sum(sum(f[o]) for o in net.outputs)
+# oracle: the element-level path DAG (tests/reference.py), path counts with Python integers
 
 
 def random_masks(net: Network, p: float, seed: int) -> dict[str, np.ndarray]:
@@ -127,10 +58,10 @@ def test_dense_tiny_net_and_enumeration():
     """Dense weights: compare with a depth-first enumeration of every path."""
     net = tiny_net()
     masks = {layer.name: np.ones(layer.shape, bool) for layer in net.layers}
-    preds = element_edges(net, masks)
+    preds = element_preds(net, masks)
 
     def paths_to(node: int, e: int) -> int:  # enumeration, not memoised
-        if net.nodes[node].op == "input":
+        if net.nodes[node].kind == "input":
             return 1
         return sum(paths_to(s, se) for s, se in preds[node][e])
 
@@ -147,8 +78,9 @@ def test_deep_chain_does_not_overflow():
     """60 dense 30->30 linear layers: 30**61 paths (far beyond float64's range)."""
     n, depth = 30, 60
     layers = tuple(Layer(f"l{i}.weight", f"l{i}", "linear", (n, n), n, n) for i in range(depth))
-    nodes = [Node(0, "input", (), (n, 1, 1))]
-    nodes += [Node(i + 1, "layer", (i,), (n, 1, 1), layer=i) for i in range(depth)]
+    nodes = [Node(0, "input", (), (n,))]
+    nodes += [Node(i + 1, "layer", (i,), (n,), layer=i, params={"op": "linear"})
+              for i in range(depth)]
     net = Network(layers=layers, nodes=tuple(nodes), outputs=(depth,))
     pm = path_metrics(net, {}, min_cut=False)
     assert pm.log10_paths == pytest.approx((depth + 1) * math.log10(n), rel=1e-12)
@@ -156,21 +88,23 @@ def test_deep_chain_does_not_overflow():
 
 
 def channel_oracle_cut(net: Network, masks: dict) -> float:
+    """Max flow on the element graph collapsed to channels (axis 0 of every tensor of the
+    tiny CNN)."""
     g = nx.DiGraph()
     for node in net.nodes:
         for c in range(node.shape[0]):
-            if node.op == "input":
+            if node.kind == "input":
                 g.add_edge("S", (node.id, c))
             if node.id in net.outputs:
                 g.add_edge((node.id, c), "T")
-    preds = element_edges(net, masks)
+    preds = element_preds(net, masks)
     for node in net.nodes:
-        per = node.shape[1] * node.shape[2]
+        per = node.numel // node.shape[0]
         for e, pe in enumerate(preds[node.id]):
             for s, se in pe:
-                sp = net.nodes[s].shape[1] * net.nodes[s].shape[2]
+                sp = net.nodes[s].numel // net.nodes[s].shape[0]
                 u, v = (s, se // sp), (node.id, e // per)
-                if node.op == "layer":
+                if node.kind == "layer":
                     g.add_edge(u, v, capacity=1)
                 else:
                     g.add_edge(u, v)  # no capacity: unbounded
@@ -206,8 +140,8 @@ def test_collapsed_network_and_json():
 def test_unbounded_cut_when_an_input_is_an_output():
     lay = Layer("a.weight", "a", "linear", (2, 3), 3, 2)
     net = Network(layers=(lay,),
-                  nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1),
-                                                                 layer=0)),
+                  nodes=(Node(0, "input", (), (3,)),
+                         Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
                   outputs=(0, 1))
     pm = path_metrics(net, {"a.weight": np.zeros((2, 3), bool)})
     assert pm.min_cut == math.inf and pm.to_dict()["min_cut"] == "inf"
@@ -240,3 +174,17 @@ def test_traced_model_agrees_with_synflow_sum():
         y = model(x).sum().item() * 4  # average pooling over 2x2 windows: times 4 = sum
     pm = path_metrics(net, masks)
     assert pm.log10_paths == pytest.approx(math.log10(y), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(gen_networks(max_numel=60), st.floats(0.1, 1.0), st.integers(0, 2**31 - 1))
+def test_path_counts_of_generated_networks(net, p, seed):
+    """Every node kind (products, contractions, softmax, index maps of any rank): the total
+    and per-layer counts against the integer count on the element-level path DAG."""
+    masks = random_masks(net, p, seed)
+    total = count_paths(net, masks)
+    pm = path_metrics(net, masks, min_cut=False)
+    if total == 0:
+        assert pm.collapsed
+        return
+    assert pm.log10_paths == pytest.approx(math.log10(total), abs=1e-9)

@@ -34,24 +34,22 @@ def layers_net(model: nn.Module, name: str = "net") -> Network:
     for mod_name, mod in model.named_modules():
         if isinstance(mod, nn.Conv2d):
             layers.append(Layer(f"{mod_name}.weight", mod_name, "conv", tuple(mod.weight.shape),
-                                mod.in_channels, mod.out_channels, mod.groups,
-                                tuple(mod.kernel_size)))
+                                mod.in_channels, mod.out_channels, mod.groups))
         elif isinstance(mod, nn.Linear):
             layers.append(Layer(f"{mod_name}.weight", mod_name, "linear",
                                 tuple(mod.weight.shape), mod.in_features, mod.out_features))
-    return Network(tuple(layers), (), (), name=name)
+    return Network.from_layers(tuple(layers), name=name)
 
 
 def shapes_net(shapes) -> Network:
     layers = []
     for i, shape in enumerate(shapes):
         shape = tuple(shape)
-        if len(shape) == 4:
-            layers.append(Layer(f"l{i}.weight", f"l{i}", "conv", shape, shape[1], shape[0], 1,
-                                (shape[2], shape[3])))
+        if len(shape) >= 3:  # (out, in, *kernel): a convolution
+            layers.append(Layer(f"l{i}.weight", f"l{i}", "conv", shape, shape[1], shape[0]))
         else:
             layers.append(Layer(f"l{i}.weight", f"l{i}", "linear", shape, shape[1], shape[0]))
-    return Network(tuple(layers), (), (), name="shapes")
+    return Network.from_layers(tuple(layers), name="shapes")
 
 
 _NETS: dict[str, Network] = {}
@@ -201,8 +199,9 @@ def test_er_graph_formula():
     net = builtin_net("resnet20")
     q = quotas(net, "er_graph", 0.05)
     free = [layer for layer in net.layers if q[layer.name] < 1.0]
-    raw = {layer.name: (layer.in_channels * layer.kernel[0] * layer.kernel[1]
-                        + layer.out_channels) / layer.params for layer in free}
+    # left side c_in * kh * kw (1 x 1 for the linear head), right side c_out
+    raw = {layer.name: (layer.in_channels * (layer.shape[2] * layer.shape[3] if len(
+        layer.shape) == 4 else 1) + layer.out_channels) / layer.params for layer in free}
     ratios = [q[n] / raw[n] for n in raw]
     # one shared epsilon up to rounding (one weight per layer)
     for layer in free:

@@ -33,22 +33,22 @@ from sparsegraph.masks.sampling import (
 
 
 def mlp(widths, name="mlp") -> Network:
-    layers, nodes = [], [Node(0, "input", (), (widths[0], 1, 1))]
+    layers, nodes = [], [Node(0, "input", (), (widths[0],))]
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         layers.append(Layer(f"fc{i}.weight", f"fc{i}", "linear", (b, a), a, b))
-        nodes.append(Node(i + 1, "layer", (i,), (b, 1, 1), layer=i))
+        nodes.append(Node(i + 1, "layer", (i,), (b,), layer=i, params={"op": "linear"}))
     return Network(tuple(layers), tuple(nodes), (len(nodes) - 1,), name=name)
 
 
 def convnet() -> Network:
     # quotas and sampling only read the layers; nodes are not needed here
     layers = (
-        Layer("c0.weight", "c0", "conv", (8, 3, 3, 3), 3, 8, 1, (3, 3)),
-        Layer("c1.weight", "c1", "conv", (16, 8, 3, 3), 8, 16, 1, (3, 3)),
-        Layer("c2.weight", "c2", "conv", (16, 16, 1, 1), 16, 16, 1, (1, 1)),
+        Layer("c0.weight", "c0", "conv", (8, 3, 3, 3), 3, 8, 1),
+        Layer("c1.weight", "c1", "conv", (16, 8, 3, 3), 8, 16, 1),
+        Layer("c2.weight", "c2", "conv", (16, 16, 1, 1), 16, 16, 1),
         Layer("fc.weight", "fc", "linear", (10, 16), 16, 10),
     )
-    return Network(layers, (), (), name="conv")
+    return Network.from_layers(layers, name="conv")
 
 
 def digest(masks) -> str:
@@ -142,9 +142,9 @@ def test_determinism_across_processes():
         import hashlib, numpy as np
         from sparsegraph.graph.network import Layer, Network
         from sparsegraph.masks.sampling import random_masks
-        layers = (Layer("c.weight", "c", "conv", (16, 8, 3, 3), 8, 16, 1, (3, 3)),
+        layers = (Layer("c.weight", "c", "conv", (16, 8, 3, 3), 8, 16, 1),
                   Layer("fc.weight", "fc", "linear", (10, 160), 160, 10))
-        net = Network(layers, (), ())
+        net = Network.from_layers(layers)
         h = hashlib.sha256()
         for g in ("weight", "kernel", "channel"):
             for name, m in random_masks(net, "erk", density=0.1, seed=42, granularity=g).items():
@@ -154,9 +154,9 @@ def test_determinism_across_processes():
     )
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.strip() for _ in range(2)}
-    layers = (Layer("c.weight", "c", "conv", (16, 8, 3, 3), 8, 16, 1, (3, 3)),
+    layers = (Layer("c.weight", "c", "conv", (16, 8, 3, 3), 8, 16, 1),
               Layer("fc.weight", "fc", "linear", (10, 160), 160, 10))
-    net = Network(layers, (), ())
+    net = Network.from_layers(layers)
     h = hashlib.sha256()
     for g in ("weight", "kernel", "channel"):
         for name, m in random_masks(net, "erk", density=0.1, seed=42, granularity=g).items():
@@ -196,7 +196,7 @@ def test_chi_square_pairs():
 
 def test_chi_square_through_random_masks():
     layer = Layer("fc.weight", "fc", "linear", (5, 8), 8, 5)
-    net = Network((layer,), (), ())
+    net = Network.from_layers((layer,))
     hits = np.zeros((5, 8))
     for seed in range(2000):
         hits += random_masks(net, {"fc.weight": 0.25}, seed=seed)["fc.weight"]

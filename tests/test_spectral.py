@@ -37,8 +37,8 @@ def linear(out: int, inp: int, name: str = "fc.weight") -> Layer:
 def one_layer_net(layer: Layer) -> Network:
     return Network(
         layers=(layer,),
-        nodes=(Node(0, "input", (), (layer.in_channels, 1, 1)),
-               Node(1, "layer", (0,), (layer.out_channels, 1, 1), layer=0)),
+        nodes=(Node(0, "input", (), (layer.in_channels,)),
+               Node(1, "layer", (0,), (layer.out_channels,), layer=0, params={"op": "linear"})),
         outputs=(1,),
     )
 
@@ -122,7 +122,7 @@ def rec_for(b_left_right: np.ndarray, **kw) -> spectral_mod.LayerSpectrum:
 
 def test_unrolled_graph_of_a_conv_matches_loops():
     rng = np.random.default_rng(1)
-    layer = Layer("c.weight", "c", "conv", (5, 3, 2, 3), 3, 5, kernel=(2, 3))
+    layer = Layer("c.weight", "c", "conv", (5, 3, 2, 3), 3, 5)
     mask = rng.random(layer.shape) < 0.4
     b = unrolled_graph(layer, mask)
     assert b.shape == (3 * 2 * 3, 5) and b.nnz == mask.sum()
@@ -139,7 +139,7 @@ def test_unrolled_graph_of_a_conv_matches_loops():
 
 def test_channel_graph_grouped_conv_matches_loops():
     rng = np.random.default_rng(2)
-    layer = Layer("c.weight", "c", "conv", (6, 2, 3, 3), 4, 6, groups=2, kernel=(3, 3))
+    layer = Layer("c.weight", "c", "conv", (6, 2, 3, 3), 4, 6, groups=2)
     mask = rng.random(layer.shape) < 0.3
     g = channel_graph(layer, mask).toarray()
     ref = np.zeros((4, 6))
@@ -312,7 +312,7 @@ def test_layer_metrics_match_straightforward_implementation(out, inp, p, seed):
 
 def test_imdb_on_a_conv_layer_with_many_groups():
     rng = np.random.default_rng(7)
-    layer = Layer("c.weight", "c", "conv", (64, 32, 3, 3), 32, 64, kernel=(3, 3))
+    layer = Layer("c.weight", "c", "conv", (64, 32, 3, 3), 32, 64)
     mask = rng.random(layer.shape) < 0.3
     rec = layer_spectrum(layer, mask)
     b = mask.reshape(64, -1).T
@@ -344,8 +344,9 @@ def two_layer_net() -> Network:
     b = Layer("b.weight", "b", "linear", (4, 16), 16, 4)
     return Network(
         layers=(a, b),
-        nodes=(Node(0, "input", (), (12, 1, 1)), Node(1, "layer", (0,), (16, 1, 1), layer=0),
-               Node(2, "layer", (1,), (4, 1, 1), layer=1)),
+        nodes=(Node(0, "input", (), (12,)),
+               Node(1, "layer", (0,), (16,), layer=0, params={"op": "linear"}),
+               Node(2, "layer", (1,), (4,), layer=1, params={"op": "linear"})),
         outputs=(2,),
     )
 
@@ -409,7 +410,7 @@ def test_dense_default_and_torch_inputs():
     frac=st.floats(0, 1), seed=st.integers(0, 2**32 - 1),
 )
 def test_regular_mask_degrees(out, cin, k, frac, seed):
-    layer = Layer("c.weight", "c", "conv", (out, cin, k, k), cin, out, kernel=(k, k))
+    layer = Layer("c.weight", "c", "conv", (out, cin, k, k), cin, out)
     count = round(frac * layer.params)
     m = regular_layer_mask(layer, count, np.random.SeedSequence(seed))
     assert m.shape == layer.shape and m.dtype == np.bool_
@@ -441,7 +442,7 @@ def test_regular_masks_are_ramanujan_where_uniform_masks_are_not():
     (min -0.013): the margin is thin at mean degree ~5, as random-graph theory predicts
     (Tracy-Widom fluctuations around the bound). Here five seeds of the first setting.
     """
-    layer = Layer("c.weight", "c", "conv", (256, 256, 3, 3), 256, 256, kernel=(3, 3))
+    layer = Layer("c.weight", "c", "conv", (256, 256, 3, 3), 256, 256)
     count = round(0.02 * layer.params)
     for seed in range(5):
         reg = regular_layer_mask(layer, count, np.random.SeedSequence(seed))

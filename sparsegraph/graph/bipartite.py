@@ -100,7 +100,7 @@ def channel_graph(layer: Layer, mask: Any, *, dtype: Any = np.float64) -> sp.csr
     --------
     >>> import numpy as np
     >>> from sparsegraph.graph.network import Layer
-    >>> conv = Layer("c.weight", "c", "conv", (2, 1, 2, 2), 2, 2, groups=2, kernel=(2, 2))
+    >>> conv = Layer("c.weight", "c", "conv", (2, 1, 2, 2), 2, 2, groups=2)
     >>> m = np.zeros((2, 1, 2, 2), bool); m[0, 0, 0, :] = True; m[1, 0, 1, 1] = True
     >>> channel_graph(conv, m).toarray()
     array([[2., 0.],

@@ -36,9 +36,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._args import check_masks
-from ..errors import MaskError
 from .bipartite import channel_graph, unrolled_graph
 from .network import Network
+from .walker import UnitsWalk
 
 __all__ = ["node_table", "to_igraph", "to_networkx", "to_scipy"]
 
@@ -101,80 +101,34 @@ def _layer_graph(net: Network, masks: Mapping[str, Any] | None, layer: str,
 
 
 def _node_label(net: Network, node: Any) -> str:
-    if node.op == "layer":
+    if node.layer >= 0:
         return net.layers[node.layer].name
-    return node.name or f"{node.op}{node.id}"
+    return node.name or f"{node.kind}{node.id}"
 
 
 def network_graph(net: Network, masks: Mapping[str, Any] | None) -> tuple[_Graph, np.ndarray]:
     """The whole network's channel-level graph and each node's first unit (offsets, int64).
 
-    Edges from layers carry ``edge_layer`` = the parameter name; wiring edges ``""``.
+    One vertex per unit of every tensor: the positions of its unit axis (channels of a
+    convolution's tensors, features of a linear layer's, as each node kind defines it in
+    :mod:`sparsegraph.graph.kinds`). Edges from layers carry ``edge_layer`` = the parameter
+    name; wiring edges ``""``.
     """
-    checked = _masks(net, masks)
-    sizes = np.array([node.shape[0] for node in net.nodes], dtype=np.int64)
-    offset = np.zeros(len(net.nodes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offset[1:])
-    srcs, dsts, ws, labs = [], [], [], []
-    outputs = set(net.outputs)
-
-    def add(s: np.ndarray, d: np.ndarray, w: np.ndarray | float, lab: str) -> None:
-        srcs.append(s.astype(np.int64))
-        dsts.append(d.astype(np.int64))
-        ws.append(np.broadcast_to(np.asarray(w, dtype=np.float64), s.shape))
-        labs.append(np.full(s.size, lab, dtype=object))
-
-    for node in net.nodes:
-        base = offset[node.id]
-        if node.op == "input":
-            continue
-        if node.op == "layer":
-            layer = net.layers[node.layer]
-            src_node = net.nodes[node.inputs[0]]
-            if src_node.shape[0] != layer.in_channels or node.shape[0] != layer.out_channels:
-                raise MaskError(
-                    f"layer {layer.name!r}: node shapes {src_node.shape} -> {node.shape} do not "
-                    f"match its channels {layer.in_channels} -> {layer.out_channels}"
-                )
-            cg = channel_graph(layer, checked[layer.name]).tocoo()
-            add(offset[src_node.id] + cg.row, base + cg.col, cg.data, layer.name)
-        elif node.op in ("pool", "add"):
-            c = np.arange(node.shape[0])
-            for i in node.inputs:
-                add(offset[i] + c, base + c, 1.0, "")
-        elif node.op == "cat":
-            start = 0
-            for i in node.inputs:
-                c = np.arange(net.nodes[i].shape[0])
-                add(offset[i] + c, base + start + c, 1.0, "")
-                start += c.size
-        elif node.op == "reshape":
-            src_node = net.nodes[node.inputs[0]]
-            hw_in = src_node.shape[1] * src_node.shape[2]
-            hw_out = node.shape[1] * node.shape[2]
-            numel = node.numel
-            starts = np.union1d(np.arange(0, numel, hw_in), np.arange(0, numel, hw_out))
-            add(offset[src_node.id] + starts // hw_in, base + starts // hw_out, 1.0, "")
-        else:  # pragma: no cover - Network validates its ops
-            raise MaskError(f"node {node.id}: unknown op {node.op!r}")
+    walk = UnitsWalk(net, _masks(net, masks))
+    src, dst, weight, labels = walk.edges()
+    offset = walk.offset
     n = int(offset[-1])
-    node_of = np.repeat(np.arange(len(net.nodes)), sizes)
+    node_of = np.repeat(np.arange(len(net.nodes)), walk.sizes)
     kinds = np.full(n, "hidden", dtype=object)
-    for node in net.nodes:
-        if node.op == "input":
-            kinds[offset[node.id] : offset[node.id + 1]] = "input"
-        elif node.id in outputs:
-            kinds[offset[node.id] : offset[node.id + 1]] = "output"
-    labels = np.array([_node_label(net, node) for node in net.nodes], dtype=object)
-    ops = np.array([node.op for node in net.nodes], dtype=object)
+    for ids, label in ((net.outputs, "output"), (net.inputs, "input")):
+        for i in ids:
+            kinds[offset[i]:offset[i + 1]] = label
+    names = np.array([_node_label(net, node) for node in net.nodes], dtype=object)
+    ops = np.array([node.kind for node in net.nodes], dtype=object)
     g = _Graph(
-        n=n,
-        src=np.concatenate(srcs) if srcs else np.zeros(0, np.int64),
-        dst=np.concatenate(dsts) if dsts else np.zeros(0, np.int64),
-        weight=np.concatenate(ws) if ws else np.zeros(0),
-        edge_layer=np.concatenate(labs) if labs else np.zeros(0, dtype=object),
+        n=n, src=src, dst=dst, weight=weight, edge_layer=labels,
         nodes={
-            "layer": labels[node_of],
+            "layer": names[node_of],
             "unit": np.arange(n, dtype=np.int64) - offset[node_of],
             "kind": kinds,
             "op": ops[node_of],
@@ -216,8 +170,8 @@ def to_scipy(
     -------
     scipy.sparse.csr_array
         For one layer its **biadjacency** ``(n_left, n_right)`` (see
-        :func:`sparsegraph.metrics.spectral.unrolled_graph` and
-        :func:`~sparsegraph.metrics.spectral.channel_graph`); for the network the square directed
+        :func:`sparsegraph.graph.bipartite.unrolled_graph` and
+        :func:`~sparsegraph.graph.bipartite.channel_graph`); for the network the square directed
         **adjacency** over all channel units in :func:`node_table` order (``[i, j]`` = weight of
         the edge ``i -> j``).
 
@@ -234,7 +188,8 @@ def to_scipy(
     >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-    ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
+    ...     nodes=(Node(0, "input", (), (3,)),
+    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
     ...     outputs=(1,),
     ... )
     >>> m = {"fc.weight": np.array([[1, 0, 1], [0, 0, 1]], bool)}
@@ -261,7 +216,8 @@ def node_table(
     >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-    ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
+    ...     nodes=(Node(0, "input", (), (3,)),
+    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
     ...     outputs=(1,),
     ... )
     >>> list(node_table(net, "fc.weight")["kind"])
@@ -301,7 +257,8 @@ def to_networkx(
     >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-    ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
+    ...     nodes=(Node(0, "input", (), (3,)),
+    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
     ...     outputs=(1,),
     ... )
     >>> g = to_networkx(net, {"fc.weight": np.array([[1, 0, 1], [0, 0, 1]], bool)}, "fc.weight")
@@ -342,7 +299,8 @@ def to_igraph(
     >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (2, 3), 3, 2),),
-    ...     nodes=(Node(0, "input", (), (3, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0)),
+    ...     nodes=(Node(0, "input", (), (3,)),
+    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"})),
     ...     outputs=(1,),
     ... )
     >>> g = to_igraph(net, {"fc.weight": np.array([[1, 0, 1], [0, 0, 1]], bool)})

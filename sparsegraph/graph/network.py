@@ -1,55 +1,46 @@
-"""The layered bipartite graph of a network: prunable layers, the wiring between them, and masks.
+"""The layered bipartite graph of a network: prunable layers and the wiring between them.
 
 A :class:`Network` is what :func:`sparsegraph.trace` returns and what every other function takes.
 It holds plain data only (tuples, ints, numpy arrays), no torch objects, so it pickles cheaply
 (for Dask workers) and the numba kernels can be fed from it directly.
 
-The wiring is the *linearised* network of DESIGN §3 as a list of :class:`Node` in topological
-order. Every tensor is canonicalised without its batch dimension to a ``(C, H, W)`` shape:
-``(N, F)`` becomes ``(F, 1, 1)``, ``(N, C, L)`` becomes ``(C, 1, L)``, ``(N, C, H, W)`` stays.
-Element-wise and per-channel operations (activations, normalisation, dropout, scaling, biases)
-are identity maps and leave no node. The node kinds are:
+- :class:`Layer` is one prunable **parameter** (a Linear/Conv/attention/embedding weight), named
+  by its parameter name; masks are keyed by it and have its shape.
+- :class:`Node` is one **tensor** of the linearised network of DESIGN §3, with its true shape
+  without the batch axis (any rank: ``(F,)`` for a Linear's features, ``(C, H, W)`` for an image,
+  ``(T, D)`` for tokens, ``(heads, T, T)`` for attention scores), in topological order. Its
+  ``kind`` says how it is computed from its ``inputs``; the kinds and their exact meaning are
+  defined once, in :mod:`sparsegraph.graph.kinds`. A ``layer`` node is one *use* of a layer (a
+  parameter used in several places, e.g. a tied embedding and LM head, has several).
 
-``input``
-    A network input. ``inputs`` is empty.
-``layer``
-    A prunable layer (``Network.layers[node.layer]``) applied to ``inputs[0]``. A Linear layer
-    sees a ``(F, 1, 1)`` tensor; a Conv2d layer sees ``(C_in, H, W)``.
-``pool``
-    Any-input-in-the-window pooling of ``inputs[0]``, channel by channel. Output row ``y`` reads
-    the input rows ``window_h[1][window_h[0][y]:window_h[0][y + 1]]`` and output column ``x``
-    the input columns ``window_w[1][window_w[0][x]:window_w[0][x + 1]]`` (CSR index arrays,
-    int64; padding positions are left out, so every index is in range). Max, average, adaptive
-    and global pooling, and spatial means/sums, all take this form.
-``add``
-    Element-wise sum of ``inputs`` (all of this node's shape): residual connections.
-``cat``
-    Concatenation of ``inputs`` along the channel axis, in order.
-``reshape``
-    The elements of ``inputs[0]`` in their flat (C, H, W) order, relabelled to this node's shape:
-    flatten, view and reshape.
-
-``Network.outputs`` lists the node ids whose elements are network outputs.
+A Network checks itself once, when it is built (:class:`~sparsegraph.errors.NetworkError` naming
+the node otherwise): nodes in topological order with ``node.id`` equal to their position, every
+node's arity, shapes and parameters valid for its kind, index maps in range, each layer use's
+geometry fitting the weight's shape, at least one input and one output.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .._args import suggest
-from ..errors import MaskError
+from ..errors import MaskError, NetworkError
 
-__all__ = ["Layer", "Node", "Network"]
+__all__ = ["LAYER_KINDS", "Layer", "Node", "Network"]
 
-NODE_OPS = ("input", "layer", "pool", "add", "cat", "reshape")
+#: What a prunable parameter is, i.e. how its shape reads (see :class:`Layer`).
+LAYER_KINDS = ("linear", "conv", "embedding")
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One prunable weight and the geometry of the layer that owns it.
+    """One prunable weight (a parameter) and how its shape reads.
 
     Attributes
     ----------
@@ -58,17 +49,20 @@ class Layer:
         are keyed by it.
     module : str
         The owning module's path, e.g. ``"features.0"``.
-    kind : {"linear", "conv"}
-        ``nn.Linear`` or ``nn.Conv2d``.
+    kind : {"linear", "conv", "embedding"}
+        ``"linear"``: weight ``(out, in)`` (``nn.Linear``, attention projections; with
+        ``transposed=True`` HF's ``Conv1D`` layout ``(in, out)``). ``"conv"``: weight
+        ``(out, in // groups, *kernel)`` (``nn.Conv1d/2d/3d``; with ``transposed=True`` a
+        transposed convolution's ``(in, out // groups, *kernel)``). ``"embedding"``: weight
+        ``(vocabulary, dim)``, a linear map from a one-hot vocabulary to ``dim`` features.
     shape : tuple of int
-        The weight's shape: ``(out, in)`` or ``(out, in // groups, kh, kw)``.
-    in_channels, out_channels, groups : int
-        Input and output units (neurons or channels) and the convolution's groups (1 for Linear).
-    kernel, stride, padding, dilation : tuple of (int, int)
-        Convolution geometry (``(1, 1)``, ``(1, 1)``, ``(0, 0)``, ``(1, 1)`` for Linear).
-        ``padding`` is the resolved top/left padding, also for ``padding="same"``.
-    in_hw, out_hw : tuple of (int, int)
-        Spatial size of the layer's input and output (``(1, 1)`` for Linear).
+        The weight's shape.
+    in_channels, out_channels : int
+        Input and output units: features, channels, or vocabulary and dimension.
+    groups : int, default 1
+        Convolution groups (1 otherwise).
+    transposed : bool, default False
+        The weight is stored input-major (see ``kind``).
     """
 
     name: str
@@ -78,47 +72,131 @@ class Layer:
     in_channels: int
     out_channels: int
     groups: int = 1
-    kernel: tuple[int, int] = (1, 1)
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    dilation: tuple[int, int] = (1, 1)
-    in_hw: tuple[int, int] = (1, 1)
-    out_hw: tuple[int, int] = (1, 1)
+    transposed: bool = False
+
+    def __post_init__(self) -> None:
+        shape = tuple(int(s) for s in self.shape)
+        object.__setattr__(self, "shape", shape)
+        cin, cout, g = int(self.in_channels), int(self.out_channels), int(self.groups)
+        bad = f"layer {self.name!r} ({self.kind}, shape {list(shape)})"
+        if self.kind not in LAYER_KINDS:
+            raise NetworkError(f"{bad}: unknown layer kind; expected one of {LAYER_KINDS}")
+        if min(shape, default=0) < 0 or g < 1:
+            raise NetworkError(f"{bad}: negative size or groups < 1")
+        if self.kind == "conv":
+            if len(shape) < 3 or cin % g or cout % g:
+                raise NetworkError(f"{bad}: expected (out, in // groups, *kernel) with channels "
+                                   f"{cin} -> {cout} divisible by groups {g}")
+            expect = (cin, cout // g) if self.transposed else (cout, cin // g)
+        else:
+            if g != 1:
+                raise NetworkError(f"{bad}: only convolutions have groups")
+            if self.kind == "embedding":
+                expect = (cin, cout)
+            else:
+                expect = (cin, cout) if self.transposed else (cout, cin)
+            if len(shape) != 2:
+                raise NetworkError(f"{bad}: expected a 2-d weight")
+        if shape[:2] != expect:
+            raise NetworkError(f"{bad}: does not fit {cin} -> {cout} units (groups {g}); "
+                               f"expected a shape starting {list(expect)}")
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        """The convolution kernel's spatial size (``()`` for linear and embedding layers)."""
+        return self.shape[2:] if self.kind == "conv" else ()
 
     @property
     def params(self) -> int:
         """Number of weights in the layer."""
-        return int(np.prod(self.shape))
+        return math.prod(self.shape)
 
     @property
     def fan_in(self) -> int:
-        """Inputs of one output unit: ``in_channels // groups * kh * kw``."""
-        return self.in_channels // self.groups * self.kernel[0] * self.kernel[1]
+        """Inputs of one output unit: ``in_channels // groups * prod(kernel)``."""
+        return self.in_channels // self.groups * math.prod(self.kernel)
 
     @property
     def unrolled_shape(self) -> tuple[int, int]:
         """The layer's bipartite graph in the unrolled (Ramanujan) convention:
-        ``(left, right) = (in_channels // groups * kh * kw, out_channels)`` for one group."""
+        ``(left, right) = (in_channels // groups * prod(kernel), out_channels)`` for one group."""
         return self.fan_in, self.out_channels
+
+    def as_matrix(self, mask: np.ndarray) -> np.ndarray:
+        """The mask (of :attr:`shape`) as the unrolled ``(out_channels, fan_in)`` matrix.
+
+        Row ``o`` lists output unit ``o``'s inputs: for a convolution, the weights
+        ``(o, c, *k)`` in C order of ``(c, *k)`` with ``c`` the input channel within ``o``'s group;
+        for an embedding, row ``d`` holds the vocabulary entries feeding feature ``d``. A view when
+        the weight is stored output-major, else a copy.
+        """
+        if self.kind == "embedding" or (self.kind == "linear" and self.transposed):
+            return np.ascontiguousarray(mask.T)
+        if self.kind == "conv" and self.transposed:
+            g, cin_g, cout_g = self.groups, self.in_channels // self.groups, self.shape[1]
+            m = mask.reshape(g, cin_g, cout_g, -1).transpose(0, 2, 1, 3)
+            return np.ascontiguousarray(m).reshape(self.out_channels, -1)
+        return mask.reshape(self.out_channels, -1)
+
+    def from_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`as_matrix`: an ``(out_channels, fan_in)`` array in the weight's
+        layout (a new array)."""
+        if self.kind == "embedding" or (self.kind == "linear" and self.transposed):
+            return np.ascontiguousarray(matrix.T)
+        if self.kind == "conv" and self.transposed:
+            g, cin_g, cout_g = self.groups, self.in_channels // self.groups, self.shape[1]
+            m = matrix.reshape(g, cout_g, cin_g, -1).transpose(0, 2, 1, 3)
+            return np.ascontiguousarray(m).reshape(self.shape)
+        return np.array(matrix).reshape(self.shape)
 
 
 @dataclass(frozen=True, eq=False)
 class Node:
-    """One tensor of the linearised network; see the module docstring for the op kinds."""
+    """One tensor of the linearised network.
+
+    Attributes
+    ----------
+    id : int
+        Its position in :attr:`Network.nodes`.
+    kind : str
+        How it is computed (a key of :data:`sparsegraph.graph.kinds.KINDS`).
+    inputs : tuple of int
+        Ids of the nodes it is computed from (earlier nodes).
+    shape : tuple of int
+        The tensor's shape without the batch axis (any rank).
+    name : str
+        A label (the traced op's name).
+    layer : int
+        For a ``layer`` node: the index of its :class:`Layer` in :attr:`Network.layers`.
+    module : str
+        The path of the module whose forward produced it (for messages).
+    params : mapping
+        The kind's parameters (documented with each kind).
+    """
 
     id: int
-    op: str
+    kind: str
     inputs: tuple[int, ...]
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]
     name: str = ""
     layer: int = -1
-    window_h: tuple[np.ndarray, np.ndarray] | None = None
-    window_w: tuple[np.ndarray, np.ndarray] | None = None
+    module: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(int(i) for i in self.inputs))
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
 
     @property
     def numel(self) -> int:
-        """Number of elements (units times pixels) of the tensor."""
-        return int(self.shape[0] * self.shape[1] * self.shape[2])
+        """Number of elements of the tensor."""
+        return math.prod(self.shape)
+
+    def label(self) -> str:
+        """``"node 7 (add 'layer1.0.add', module 'layer1.0')"``, for messages."""
+        mod = f", module {self.module!r}" if self.module else ""
+        name = f" {self.name!r}" if self.name else ""
+        return f"node {self.id} ({self.kind}{name}{mod})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +215,15 @@ class Network:
         A label for reports (the model's class name or built-in name).
     input_shapes : tuple of tuple of int
         Shapes of the example inputs, batch dimension included.
+    skipped : tuple of (str, str)
+        ``(parameter name, reason)`` for weights of Linear/Conv/attention-like modules that are
+        not prunable layers of this graph (never used by the forward pass, used only as a
+        constant, inside a module treated as an identity, an embedding not asked for).
+
+    Raises
+    ------
+    NetworkError
+        When built with inconsistent wiring (see the module docstring).
     """
 
     layers: tuple[Layer, ...]
@@ -144,10 +231,50 @@ class Network:
     outputs: tuple[int, ...]
     name: str = "network"
     input_shapes: tuple[tuple[int, ...], ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _uses: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _inputs: list[int] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._index.update({layer.name: i for i, layer in enumerate(self.layers)})
+        object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "outputs", tuple(int(o) for o in self.outputs))
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise NetworkError(f"layers[{i}] is a {type(layer).__name__}, not a Layer")
+            if layer.name in self._index:
+                raise NetworkError(f"layer {layer.name!r} is listed twice")
+            self._index[layer.name] = i
+        from .kinds import check_network  # the per-kind rules live there
+
+        uses, inputs = check_network(self)
+        self._uses.update(uses)
+        self._inputs.extend(inputs)
+
+    @classmethod
+    def from_layers(cls, layers: Any, *, name: str = "layers") -> Network:
+        """A Network of the given layers without wiring between them: each reads an input of
+        its own and is an output. For quotas and random masks of a list of weights (no model
+        to trace); every kept weight is effective in it.
+
+        Examples
+        --------
+        >>> net = Network.from_layers([Layer("a.weight", "a", "linear", (4, 3), 3, 4),
+        ...                            Layer("c.weight", "c", "conv", (8, 4, 3, 3), 4, 8)])
+        >>> net.names, net.params
+        (['a.weight', 'c.weight'], 300)
+        """
+        from .kinds.layer import bag_nodes
+
+        layers = tuple(layers)
+        nodes, outputs = bag_nodes(layers)
+        return cls(layers=layers, nodes=tuple(nodes), outputs=tuple(outputs), name=name)
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        """Ids of the input nodes."""
+        return tuple(self._inputs)
 
     @property
     def names(self) -> list[str]:
@@ -176,6 +303,10 @@ class Network:
         """Position of the layer called ``name`` in :attr:`layers`."""
         self.layer(name)
         return self._index[name]
+
+    def uses(self, name: str) -> tuple[int, ...]:
+        """Ids of the ``layer`` nodes that use the layer called ``name`` (in node order)."""
+        return self._uses.get(self.index(name), ())
 
     def fingerprint(self) -> str:
         """A short hash of the layer names and shapes, stored in mask files to recognise the

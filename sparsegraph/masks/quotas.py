@@ -272,12 +272,12 @@ def _raw_erk(layer: Layer, power: float) -> float:
 
 
 def _raw_er(layer: Layer) -> float:
-    c_out, c_in = layer.shape[0], layer.shape[1]
+    c_out, c_in = layer.out_channels, layer.in_channels // layer.groups
     return (c_in + c_out) / (c_in * c_out)
 
 
 def _raw_er_graph(layer: Layer) -> float:
-    left = layer.in_channels * layer.kernel[0] * layer.kernel[1]
+    left = layer.in_channels * math.prod(layer.kernel)
     return (left + layer.out_channels) / layer.params
 
 

@@ -108,7 +108,7 @@ def regular_layer_mask(
     --------
     >>> import numpy as np
     >>> from sparsegraph.graph.network import Layer
-    >>> conv = Layer("c.weight", "c", "conv", (8, 4, 3, 3), 4, 8, kernel=(3, 3))
+    >>> conv = Layer("c.weight", "c", "conv", (8, 4, 3, 3), 4, 8)
     >>> m = regular_layer_mask(conv, 72, np.random.SeedSequence(0))
     >>> int(m.sum()), sorted(set(m.reshape(8, -1).sum(1).tolist()))
     (72, [9])

@@ -2,36 +2,40 @@
 
 **Path counts.** In the linearised masked network (DESIGN §3: activations are identities,
 biases and normalisation dropped, every kept weight set to 1) the number of directed paths from
-any input element (unit, pixel) to any output element is the *unit-weight synaptic flow* of
-SynFlow (Tanaka et al. 2020): the sum of the outputs for an all-ones input. A pooling node is
-counted as the **sum** over its window (a path may run through any element of the window, and
-each is a different path), which is average pooling times the window size; residual ``add``
-nodes add the counts of their inputs; ``cat`` and ``reshape`` relabel elements.
+any input element to any output element is the *unit-weight synaptic flow* of SynFlow (Tanaka
+et al. 2020): the sum of the outputs for an all-ones input. An index map (pooling, slicing,
+upsampling) counts the **sum** over its window (a path may run through any element of the
+window, and each is a different path); residual ``add`` nodes add the counts of their inputs;
+``cat`` and ``reshape`` relabel elements. Through a product a path runs through one factor while
+the other is nonzero, through a contraction the same over the contracted index, and through a
+softmax fibre from any unmasked entry to any unmasked entry (DESIGN §3's rules, read as counts);
+a gate passes its input's paths on.
 
 The paths through a layer are the paths that use one of its kept weights, i.e.
 ``sum over the layer's output elements e of fwd(e) * bwd(e)`` where ``fwd(e)`` counts the paths
-from the inputs to ``e`` and ``bwd(e)`` the paths from ``e`` to the outputs (a path in the DAG
-reaches a layer's output tensor only through that layer's weights, and at most once). Its
+from the inputs to ``e`` and ``bwd(e)`` the paths from ``e`` to the outputs (a path reaches a
+layer's output tensor only through that layer's weights, and at most once per use). Its
 ``share`` is that number over all input->output paths (parallel branches each have their own
-share; the shares of a chain of layers are all 1 when nothing is bypassed).
+share; the shares of a chain of layers are all 1 when nothing is bypassed). A layer used
+several times (a tied embedding and LM head) counts the paths through each use.
 
-Implementation: one forward and one backward pass with ``torch.nn.functional.conv2d`` (and its
-input gradient) in float64, with the 0/1 mask as the weight, over the ``(C, H, W)`` tensors of
-:attr:`Network.nodes`. Every tensor is carried as ``(values / scale, log10 scale)`` with its
-maximum rescaled to 1 after each op, so counts far beyond ``1e308`` (deep nets) neither
-overflow nor underflow; the sums are of non-negative numbers, so the result is exact to float64
-rounding (relative error ~1e-15 times the depth). Element counts below ``1e-308`` times the
-largest count in the same tensor round to zero; they change no reported digit.
+Implementation: one forward and one backward walk (:class:`sparsegraph.graph.walker.FlowWalk`)
+in float64 with the 0/1 mask as the weight. Every tensor is carried as ``(values / scale, log
+scale)`` with its maximum rescaled to 1 after each node, backward included, so counts far beyond
+``1e308`` (deep nets) neither overflow nor underflow; the sums are of non-negative numbers, so
+the result is exact to float64 rounding (relative error ~1e-15 times the depth). Element counts
+below ``1e-308`` times the largest count in the same tensor round to zero; they change no
+reported digit.
 
-**Min cut.** On the whole network's channel-level graph (:func:`sparsegraph.graph.export.to_igraph`
-with ``layer=None``): one vertex per channel/neuron of every tensor, an edge of capacity 1 for
-every (input channel, output channel) pair of a prunable layer with at least one kept tap,
-wiring edges (pool, add, cat, reshape) of unbounded capacity, a super-source joined to every
-input channel and every output unit joined to a super-sink (unbounded). ``min_cut`` is the
-maximum flow, i.e. the fewest prunable channel edges whose removal disconnects every input from
-every output (0 for a collapsed network; ``inf`` when some input reaches an output without a
-prunable layer). It ignores the spatial structure: a channel edge counts as present if any tap
-is kept, so it is an upper-bound view of connectivity (DESIGN §3).
+**Min cut.** On the whole network's channel-level graph (:func:`sparsegraph.to_igraph` with
+``layer=None``): one vertex per unit of every tensor, an edge of capacity 1 for every (input
+unit, output unit) pair of a prunable layer with at least one kept weight, wiring edges of
+unbounded capacity, a super-source joined to every input unit and every output unit joined to a
+super-sink (unbounded). ``min_cut`` is the maximum flow, i.e. the fewest prunable channel edges
+whose removal disconnects every input from every output (0 for a collapsed network; ``inf`` when
+some input reaches an output without a prunable layer). It ignores the spatial structure: a
+channel edge counts as present if any tap is kept, so it is an upper-bound view of connectivity
+(DESIGN §3).
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from .._args import check_masks
-from ..errors import MaskError
+from .._args import as_network, check_masks
 from ..graph.network import Network
+from ..graph.walker import FlowWalk, Scaled
 
 __all__ = ["PathMetrics", "path_metrics", "path_counts"]
 
@@ -100,158 +104,28 @@ class PathMetrics:
         }
 
 
-class _Scaled:
-    """A non-negative tensor as ``value * 10**log`` with ``value.max() == 1`` (or all zero)."""
-
-    __slots__ = ("t", "log")
-
-    def __init__(self, t: Any, log: float = 0.0) -> None:
-        m = float(t.max()) if t.numel() else 0.0
-        if m > 0.0:
-            self.t, self.log = t / m, log + math.log10(m)
-        else:
-            self.t, self.log = t, -math.inf
-
-    @staticmethod
-    def combine(parts: list[_Scaled]) -> _Scaled:
-        live = [p for p in parts if p.log != -math.inf]
-        if not live:
-            return parts[0]
-        top = max(p.log for p in live)
-        total = live[0].t * 10.0 ** (live[0].log - top)
-        for p in live[1:]:
-            total = total + p.t * 10.0 ** (p.log - top)
-        return _Scaled(total, top)
-
-
-def _window_matrix(win: tuple[np.ndarray, np.ndarray], n_in: int, torch: Any) -> Any:
-    indptr, idx = (np.asarray(a, dtype=np.int64) for a in win)
-    mat = np.zeros((indptr.size - 1, n_in))
-    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-    np.add.at(mat, (rows, idx), 1.0)
-    return torch.from_numpy(mat)
-
-
-def _layer_weight(net: Network, li: int, mask: np.ndarray, torch: Any) -> Any:
-    layer = net.layers[li]
-    w = torch.from_numpy(mask.astype(np.float64))
-    if layer.kind == "linear":
-        return w.reshape(layer.out_channels, layer.in_channels, 1, 1)
-    return w
-
-
-def _conv_args(layer: Any) -> dict[str, Any]:
-    return dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
-                groups=layer.groups)
-
-
-def path_counts(net: Network, masks: Mapping[str, Any]) -> tuple[list[Any], list[Any]]:
-    """Forward and backward path counts of every node tensor (``_Scaled`` values).
+def path_counts(net: Network, masks: Mapping[str, Any]) -> tuple[list[Scaled], list[Scaled]]:
+    """Forward and backward path counts of every node (:class:`~sparsegraph.graph.walker.Scaled`).
 
     ``fwd[i]`` counts the paths from the inputs to each element of node ``i``, ``bwd[i]`` the
-    paths from each element to the outputs. Internal helper of :func:`path_metrics`.
+    paths from each element to the outputs (natural-log scales). Internal helper of
+    :func:`path_metrics`.
     """
     import torch
-    import torch.nn.functional as F
-    from torch.nn.grad import conv2d_input
 
+    net = as_network(net)
     checked = check_masks(net, masks)
-    nodes = net.nodes
-    weights = {}
-    for node in nodes:
-        if node.op == "layer":
-            layer = net.layers[node.layer]
-            src = nodes[node.inputs[0]]
-            if layer.kind == "linear":
-                ok = src.numel == layer.in_channels and node.numel == layer.out_channels
-            else:
-                ok = src.shape[0] == layer.in_channels and node.shape[0] == layer.out_channels
-            if not ok:
-                raise MaskError(
-                    f"layer {layer.name!r}: node shapes {src.shape} -> {node.shape} do not match "
-                    f"the weight {list(layer.shape)}"
-                )
-            weights[node.id] = _layer_weight(net, node.layer, checked[layer.name], torch)
-    pools: dict[int, tuple[Any, Any]] = {}
-    for node in nodes:
-        if node.op == "pool":
-            src = nodes[node.inputs[0]]
-            pools[node.id] = (_window_matrix(node.window_h, src.shape[1], torch),
-                              _window_matrix(node.window_w, src.shape[2], torch))
-
-    with torch.no_grad():
-        fwd: list[Any] = [None] * len(nodes)
-        for node in nodes:
-            if node.op == "input":
-                fwd[node.id] = _Scaled(torch.ones(node.shape, dtype=torch.float64))
-            elif node.op == "layer":
-                layer = net.layers[node.layer]
-                x = fwd[node.inputs[0]]
-                xin = x.t.reshape(-1, 1, 1) if layer.kind == "linear" else x.t
-                y = F.conv2d(xin[None], weights[node.id], **_conv_args(layer))[0]
-                fwd[node.id] = _Scaled(y.reshape(node.shape), x.log)
-            elif node.op == "pool":
-                x = fwd[node.inputs[0]]
-                ph, pw = pools[node.id]
-                fwd[node.id] = _Scaled(ph @ x.t @ pw.T, x.log)
-            elif node.op == "add":
-                fwd[node.id] = _Scaled.combine([fwd[i] for i in node.inputs])
-            elif node.op == "cat":
-                parts = [fwd[i] for i in node.inputs]
-                live = [p.log for p in parts if p.log != -math.inf]
-                top = max(live) if live else 0.0
-                ts = [p.t * (10.0 ** (p.log - top) if p.log != -math.inf else 0.0)
-                      for p in parts]
-                fwd[node.id] = _Scaled(torch.cat(ts, dim=0), top)
-            elif node.op == "reshape":
-                x = fwd[node.inputs[0]]
-                fwd[node.id] = _Scaled(x.t.reshape(node.shape), x.log)
-            else:  # pragma: no cover
-                raise MaskError(f"node {node.id}: unknown op {node.op!r}")
-
-        # backward: contributions from consumers, combined when the node is reached
-        pending: list[list[_Scaled]] = [[] for _ in nodes]
-        for o in set(net.outputs):
-            pending[o].append(_Scaled(torch.ones(nodes[o].shape, dtype=torch.float64)))
-        bwd: list[Any] = [None] * len(nodes)
-        for node in reversed(nodes):
-            parts = pending[node.id]
-            g = (_Scaled.combine(parts) if parts
-                 else _Scaled(torch.zeros(node.shape, dtype=torch.float64)))
-            bwd[node.id] = g
-            if node.op == "input" or g.log == -math.inf:
-                continue
-            if node.op == "layer":
-                layer = net.layers[node.layer]
-                src = nodes[node.inputs[0]]
-                gout = g.t.reshape(-1, 1, 1) if layer.kind == "linear" else g.t
-                in_shape = (1, layer.in_channels, *src.shape[1:]) if layer.kind == "conv" else (
-                    1, layer.in_channels, 1, 1)
-                gi = conv2d_input(in_shape, weights[node.id], gout[None], **_conv_args(layer))
-                pending[src.id].append(_Scaled(gi[0].reshape(src.shape), g.log))
-            elif node.op == "pool":
-                ph, pw = pools[node.id]
-                pending[node.inputs[0]].append(_Scaled(ph.T @ g.t @ pw, g.log))
-            elif node.op == "add":
-                for i in node.inputs:
-                    pending[i].append(g)
-            elif node.op == "cat":
-                start = 0
-                for i in node.inputs:
-                    c = nodes[i].shape[0]
-                    pending[i].append(_Scaled(g.t[start : start + c], g.log))
-                    start += c
-            elif node.op == "reshape":
-                src = nodes[node.inputs[0]]
-                pending[src.id].append(_Scaled(g.t.reshape(src.shape), g.log))
-    return fwd, bwd
+    weights = [torch.from_numpy(checked[layer.name].astype(np.float64)) for layer in net.layers]
+    walk = FlowWalk(net, weights).forward(grad=True)
+    bwd, _ = walk.backward()
+    return walk.fwd, bwd
 
 
-def _log10_dot(a: _Scaled, b: _Scaled) -> float:
-    if a.log == -math.inf or b.log == -math.inf:
+def _log10_dot(a: Scaled, b: Scaled) -> float:
+    if a.s == -math.inf or b.s == -math.inf:
         return -math.inf
-    s = float((a.t * b.t).sum())
-    return a.log + b.log + math.log10(s) if s > 0 else -math.inf
+    s = float((a.h * b.h).sum())
+    return a.log10 + b.log10 + math.log10(s) if s > 0 else -math.inf
 
 
 def _min_cut(net: Network, masks: Mapping[str, Any]) -> tuple[float, int]:
@@ -313,31 +187,24 @@ def path_metrics(
     >>> net = Network(
     ...     layers=(Layer("a.weight", "a", "linear", (3, 2), 2, 3),
     ...             Layer("b.weight", "b", "linear", (1, 3), 3, 1)),
-    ...     nodes=(Node(0, "input", (), (2, 1, 1)), Node(1, "layer", (0,), (3, 1, 1), layer=0),
-    ...            Node(2, "layer", (1,), (1, 1, 1), layer=1)),
+    ...     nodes=(Node(0, "input", (), (2,)),
+    ...            Node(1, "layer", (0,), (3,), layer=0, params={"op": "linear"}),
+    ...            Node(2, "layer", (1,), (1,), layer=1, params={"op": "linear"})),
     ...     outputs=(2,),
     ... )
     >>> pm = path_metrics(net, {"a.weight": np.ones((3, 2)), "b.weight": [[1, 1, 0]]})
     >>> round(10 ** pm.log10_paths), pm.min_cut, pm.layer_share["a.weight"]
     (4, 2.0, 1.0)
     """
+    net = as_network(net)
     fwd, bwd = path_counts(net, masks)
-    logs_in = [_log10_sum(bwd[n.id]) for n in net.nodes if n.op == "input"]
-    total = _logsumexp10(logs_in)
+    total = _logsumexp10([_log10_sum(fwd[o]) for o in net.outputs])
     layer_logs: dict[str, float] = {}
     shares: dict[str, float] = {}
-    for node in net.nodes:
-        if node.op != "layer":
-            continue
-        name = net.layers[node.layer].name
-        lg = _log10_dot(fwd[node.id], bwd[node.id])
+    for li, name in enumerate(net.names):
+        lg = _logsumexp10([_log10_dot(fwd[n], bwd[n]) for n in net._uses.get(li, ())])
         layer_logs[name] = lg
         shares[name] = 0.0 if total == -math.inf or lg == -math.inf else 10.0 ** (lg - total)
-    for name in net.names:  # layers without a node (should not happen) get no paths
-        layer_logs.setdefault(name, -math.inf)
-        shares.setdefault(name, 0.0)
-    layer_logs = {name: layer_logs[name] for name in net.names}
-    shares = {name: shares[name] for name in net.names}
     cut, n_edges = _min_cut(net, masks) if min_cut else (None, 0)
     return PathMetrics(
         log10_paths=total,
@@ -349,11 +216,11 @@ def path_metrics(
     )
 
 
-def _log10_sum(x: _Scaled) -> float:
-    if x.log == -math.inf:
+def _log10_sum(x: Scaled) -> float:
+    if x.s == -math.inf:
         return -math.inf
-    s = float(x.t.sum())
-    return x.log + math.log10(s) if s > 0 else -math.inf
+    s = float(x.h.sum())
+    return x.log10 + math.log10(s) if s > 0 else -math.inf
 
 
 def _logsumexp10(logs: list[float]) -> float:

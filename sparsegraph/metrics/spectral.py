@@ -696,7 +696,8 @@ def spectral(
     >>> from sparsegraph.graph.network import Layer, Network, Node
     >>> net = Network(
     ...     layers=(Layer("fc.weight", "fc", "linear", (8, 8), 8, 8),),
-    ...     nodes=(Node(0, "input", (), (8, 1, 1)), Node(1, "layer", (0,), (8, 1, 1), layer=0)),
+    ...     nodes=(Node(0, "input", (), (8,)),
+    ...            Node(1, "layer", (0,), (8,), layer=0, params={"op": "linear"})),
     ...     outputs=(1,),
     ... )
     >>> circ = np.array([[(j - i) % 8 < 4 for j in range(8)] for i in range(8)])  # 4-regular

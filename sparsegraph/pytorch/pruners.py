@@ -38,9 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._args import select_layers
+from .._args import as_network, check_masks, select_layers, suggest, to_numpy
 from ..errors import LayerCollapseWarning, MaskError, QuotaError
 from ..graph.network import Network
+from ..graph.walker import FlowWalk, Scaled, _common
 
 __all__ = ["PRUNERS", "LayerCollapseWarning", "PruneMasks", "prune", "synflow_scores"]
 
@@ -222,56 +223,6 @@ def _score_random(model: nn.Module, net: Network, weights: list[torch.Tensor], s
 # ----------------------------------------------------------------------------------- synflow
 
 
-def _pool_matrix(window: tuple[np.ndarray, np.ndarray], n_in: int) -> torch.Tensor:
-    ptr, idx = window
-    rows = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-    m = torch.zeros((len(ptr) - 1, n_in), dtype=torch.float64)
-    m[torch.from_numpy(rows), torch.from_numpy(np.asarray(idx, dtype=np.int64))] = 1.0
-    return m
-
-
-class _Scaled:
-    """A tensor ``true = h * exp(s)`` with ``h`` normalised to max 1 (``s`` a float)."""
-
-    __slots__ = ("h", "s")
-
-    def __init__(self, h: torch.Tensor, s: float) -> None:
-        m = float(h.detach().max()) if h.numel() else 0.0
-        if m > 0.0:
-            self.h, self.s = h / m, s + math.log(m)
-        else:
-            self.h, self.s = h, s
-
-
-def _merge(parts: list[_Scaled]) -> tuple[list[torch.Tensor], float]:
-    """Bring tensors to one common scale (the largest one's), for add / cat / outputs."""
-    live = [p for p in parts if float(p.h.detach().max()) > 0.0] if parts else []
-    if not live:
-        return [p.h for p in parts], 0.0
-    common = max(p.s for p in live)
-    return [p.h * math.exp(p.s - common) if p in live else p.h for p in parts], common
-
-
-def _layer_forward(layer: Any, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    if layer.kind == "linear":
-        return (w @ x.reshape(-1)).reshape(-1, 1, 1)
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
-    (dh, dw), (h, wd), (oh, ow) = layer.dilation, layer.in_hw, layer.out_hw
-    need_h, need_w = (oh - 1) * sh + dh * (kh - 1) + 1, (ow - 1) * sw + dw * (kw - 1) + 1
-    x = F.pad(x[None], (pw, need_w - wd - pw, ph, need_h - h - ph))
-    # im2col + one matrix product: float64 GEMM is far faster than torch's float64 convolution
-    if (kh, kw, sh, sw) == (1, 1, 1, 1):
-        cols = x[0].reshape(x.shape[1], -1)
-    else:
-        cols = F.unfold(x, (kh, kw), dilation=(dh, dw), stride=(sh, sw))[0]
-    g, out_c = layer.groups, w.shape[0]
-    if g == 1:
-        out = w.reshape(out_c, -1) @ cols
-    else:
-        out = torch.bmm(w.reshape(g, out_c // g, -1), cols.reshape(g, -1, cols.shape[-1]))
-    return out.reshape(out_c, oh, ow)
-
-
 def synflow_scores(net: Network, weights: Mapping[str, Any],
                    masks: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """SynFlow scores ``|w| * dR/d|w|`` of the linearised network, in float64.
@@ -291,15 +242,21 @@ def synflow_scores(net: Network, weights: Mapping[str, Any],
         Scores scaled by one common positive constant (which leaves every ranking unchanged):
         ``R`` is evaluated with per-tensor rescaling so it neither over- nor underflows.
 
+    Raises
+    ------
+    MaskError
+        For a missing, unknown or misshapen weight, a weight holding NaN or infinity, or a bad
+        mask (values other than 0/1, NaN, wrong shape, unknown layer).
+
     Notes
     -----
     ``R = 1^T (prod_l |W_l| * M_l) 1`` on the network of DESIGN §3: all-ones input, biases and
     normalisation left out, every pooling the sum over its window (where Tanaka et al.'s code
-    would route a max-pool's gradient to one arg-max). A score is nonzero exactly when the
-    weight is kept and lies on an input-to-output path. Each tensor is carried as
-    ``h * exp(s)`` with ``max h = 1``; additions and concatenations bring their inputs to a
-    common scale first, so the computed ``R`` is ``R * exp(-s_out)`` exactly.
-    Cost: one forward and one backward pass of the model at batch size 1, in float64.
+    would route a max-pool's gradient to one arg-max), products, contractions and softmax read as
+    path counts (:mod:`sparsegraph.metrics.paths`). A score is nonzero exactly when the weight is
+    kept and lies on an input-to-output path. Every tensor is carried as ``h * exp(s)`` with
+    ``max h = 1``, forward and backward (:class:`sparsegraph.graph.walker.FlowWalk`).
+    Cost: one forward and one backward pass of the linearised model at batch size 1, in float64.
 
     Examples
     --------
@@ -308,70 +265,54 @@ def synflow_scores(net: Network, weights: Mapping[str, Any],
     >>> net = Network(
     ...     layers=(Layer("a.weight", "a", "linear", (2, 2), 2, 2),
     ...             Layer("b.weight", "b", "linear", (1, 2), 2, 1)),
-    ...     nodes=(Node(0, "input", (), (2, 1, 1)), Node(1, "layer", (0,), (2, 1, 1), layer=0),
-    ...            Node(2, "layer", (1,), (1, 1, 1), layer=1)),
+    ...     nodes=(Node(0, "input", (), (2,)),
+    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"}),
+    ...            Node(2, "layer", (1,), (1,), layer=1, params={"op": "linear"})),
     ...     outputs=(2,))
     >>> s = synflow_scores(net, {"a.weight": np.ones((2, 2)), "b.weight": [[1.0, 0.0]]})
     >>> (s["a.weight"] / s["b.weight"].max()).tolist()
     [[0.5, 0.5], [0.0, 0.0]]
     """
+    net = as_network(net)
+    kept = check_masks(net, {} if masks is None else masks)
+    unknown = [k for k in weights if k not in net._index]
+    if unknown:
+        raise MaskError(f"synflow_scores: weight for unknown layer {unknown[0]!r}"
+                        f"{suggest(str(unknown[0]), net.names)}")
     leaves = []
     for layer in net.layers:
         if layer.name not in weights:
             raise MaskError(f"synflow_scores: no weight for layer {layer.name!r}")
-        w = torch.as_tensor(np.abs(np.asarray(_np(weights[layer.name]), dtype=np.float64)))
-        if masks is not None and layer.name in masks:
-            w = w * torch.as_tensor(np.asarray(_np(masks[layer.name])) != 0, dtype=torch.float64)
-        if tuple(w.shape) != layer.shape:
+        w = np.asarray(to_numpy(weights[layer.name], f"weight {layer.name!r}"))
+        if w.shape != layer.shape:
             raise MaskError(f"synflow_scores: weight {layer.name!r} has shape {list(w.shape)}, "
                             f"expected {list(layer.shape)}")
-        leaves.append(w)
+        if w.dtype.kind not in "biuf" or not np.isfinite(w).all():
+            raise MaskError(f"synflow_scores: weight {layer.name!r} holds NaN, infinity or "
+                            "non-numeric values")
+        leaves.append(torch.from_numpy(np.abs(w.astype(np.float64)) * kept[layer.name]))
     grads = _flow(net, leaves)
     return {layer.name: (w * g).numpy() for layer, w, g in zip(net.layers, leaves, grads,
                                                                   strict=True)}
 
 
 def _flow(net: Network, effective_weights: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Rescaled ``dR/dw`` for nonnegative float64 weights (already masked), one per layer."""
+    """``dR/dw`` for nonnegative float64 weights (already masked), one per layer, all scaled by
+    one common positive constant."""
     leaves = [w.detach().requires_grad_(True) for w in effective_weights]
-    with torch.enable_grad():
-        vals: list[Any] = [None] * len(net.nodes)
-        for node in net.nodes:
-            if node.op == "input":
-                vals[node.id] = _Scaled(torch.ones(node.shape, dtype=torch.float64), 0.0)
-                continue
-            ins = [vals[i] for i in node.inputs]
-            if node.op == "layer":
-                x = ins[0]
-                out = _layer_forward(net.layers[node.layer], leaves[node.layer], x.h)
-                vals[node.id] = _Scaled(out.reshape(node.shape), x.s)
-            elif node.op == "pool":
-                x = ins[0]
-                ph = _pool_matrix(node.window_h, x.h.shape[1])
-                pw = _pool_matrix(node.window_w, x.h.shape[2])
-                vals[node.id] = _Scaled(torch.einsum("yh,chw,xw->cyx", ph, x.h, pw), x.s)
-            elif node.op == "add":
-                hs, s = _merge(ins)
-                vals[node.id] = _Scaled(torch.stack(hs).sum(0), s)
-            elif node.op == "cat":
-                hs, s = _merge(ins)
-                vals[node.id] = _Scaled(torch.cat(hs, 0), s)
-            elif node.op == "reshape":
-                vals[node.id] = _Scaled(ins[0].h.reshape(node.shape), ins[0].s)
-            else:  # pragma: no cover - Network guarantees the op set
-                raise MaskError(f"synflow_scores: unknown node op {node.op!r}")
-        hs, _ = _merge([vals[i] for i in net.outputs])
-        total = sum(h.sum() for h in hs)
-        if not isinstance(total, torch.Tensor) or not total.requires_grad:
-            return [torch.zeros_like(w) for w in leaves]
-        grads = torch.autograd.grad(total, leaves, allow_unused=True)
-    return [torch.zeros_like(w) if g is None else g for w, g in zip(leaves, grads, strict=True)]
-
-
-def _np(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().double().numpy()
-    return value
+    walk = FlowWalk(net, leaves).forward(grad=True)
+    _, per_use = walk.backward(weights=True)
+    layer_grads: list[Scaled | None] = []
+    for uses in per_use:
+        if not uses:
+            layer_grads.append(None)
+            continue
+        hs, s = _common(uses)
+        layer_grads.append(Scaled(sum(hs[1:], hs[0]), s) if len(hs) > 1 else Scaled(hs[0], s))
+    live = [g.s for g in layer_grads if g is not None and g.s != -math.inf]
+    top = max(live) if live else 0.0
+    return [torch.zeros_like(w) if g is None or g.s == -math.inf else g.h.detach() * math.exp(
+        g.s - top) for w, g in zip(leaves, layer_grads, strict=True)]
 
 
 # -------------------------------------------------------------------------------- the entry

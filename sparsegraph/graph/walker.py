@@ -1,0 +1,341 @@
+"""The walks of a :class:`~sparsegraph.graph.network.Network`, one per value type.
+
+Every algorithm that follows the wiring is one of these walks; each node's rule comes from its
+kind (:mod:`sparsegraph.graph.kinds`), so this module never looks at what a node is.
+
+:class:`BitsWalk`
+    Boolean reachability: forward, the reached (and, when the network has gates, products or
+    softmax, the nonzero) elements of every node; backward, the elements from which an output is
+    reachable, fused with the effective masks of the layers (DESIGN §3).
+:class:`FlowWalk`
+    Float64 path counts of the linearised network with every tensor carried as
+    ``h * exp(s)`` (``max h = 1``), so counts far beyond 1e308 neither overflow nor underflow;
+    forward and an explicitly rescaled backward, and the gradient of the total with respect to
+    every layer's weights (SynFlow).
+:class:`UnitsWalk`
+    The channel-level graph of the whole network: one vertex per unit (channel, feature) of
+    every tensor, layer edges and wiring edges.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ._bits import Acc, Bits
+from .kinds import KINDS
+from .kinds.layer import scatter_effective, to_native, use_mask
+from .network import Network, aligned8, empty_aligned8
+
+__all__ = ["BitsWalk", "FlowWalk", "Scaled", "UnitsWalk", "plans"]
+
+_PLANS: weakref.WeakKeyDictionary[Network, tuple[list[Any], bool]] = weakref.WeakKeyDictionary()
+
+
+def plans(net: Network) -> tuple[list[Any], bool]:
+    """Every node's precomputed kernel arguments, and whether the network has a nonlinear
+    kind (computed once per network)."""
+    cached = _PLANS.get(net)
+    if cached is None:
+        kinds = [KINDS[node.kind] for node in net.nodes]
+        cached = ([k.plan(net, node) for k, node in zip(kinds, net.nodes, strict=True)],
+                  any(k.nonlinear for k in kinds))
+        _PLANS[net] = cached
+    return cached
+
+
+class _Uses:
+    """What every walk offers the kinds."""
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+
+    def shape_of(self, i: int) -> tuple[int, ...]:
+        """The shape of node ``i``."""
+        return self.net.nodes[i].shape
+
+
+# ------------------------------------------------------------------------------------ bits
+
+
+class BitsWalk(_Uses):
+    """Reachability through a masked network (see the module docstring).
+
+    Parameters
+    ----------
+    net : Network
+    masks : mapping of str to ndarray of bool
+        A canonical mask for **every** layer (C-contiguous bool with 0/1 bytes, as
+        :func:`sparsegraph._args.check_masks` returns them).
+    """
+
+    def __init__(self, net: Network, masks: Mapping[str, np.ndarray]) -> None:
+        super().__init__(net)
+        self.masks = masks
+        self.plans, self.track_z = plans(net)
+        self.fwd_r: list[Bits] = []
+        self.fwd_z: list[Bits] = []
+        self.bwd: list[Bits] = []
+        self._kmask: dict[int, np.ndarray] = {}
+        self._vec: dict[tuple[int, int], np.ndarray] = {}
+        self._eff: dict[int, np.ndarray] = {}
+
+    # layer uses ------------------------------------------------------------------------
+    def kernel_mask(self, node: Any) -> np.ndarray:
+        """This use's mask as the kernels read it: uint8 ``(out, in // groups * K)`` rows
+        (``(vocabulary, dim)`` for an embedding), 8-byte aligned."""
+        m = self._kmask.get(node.id)
+        if m is None:
+            layer = self.net.layers[node.layer]
+            m = aligned8(use_mask(layer, node, self.masks[layer.name]))
+            self._kmask[node.id] = m
+        return m
+
+    def empty_kernel(self, node: Any) -> np.ndarray:
+        """An uninitialised aligned uint8 array of the kernel mask's shape."""
+        return empty_aligned8(self.kernel_mask(node).shape)
+
+    def rowany(self, node: Any) -> np.ndarray:
+        """Per output unit, whether it keeps any weight (bool)."""
+        return self._any(node, 1)
+
+    def colany(self, node: Any) -> np.ndarray:
+        """Per input unit, whether any weight from it is kept (bool)."""
+        return self._any(node, 0)
+
+    def _any(self, node: Any, axis: int) -> np.ndarray:
+        key = (node.id, axis)
+        if key not in self._vec:
+            self._vec[key] = self.kernel_mask(node).view(np.bool_).any(axis)
+        return self._vec[key]
+
+    def add_effective(self, node: Any, eff: np.ndarray | None) -> None:
+        """Record the effective weights of one use (kernel layout, uint8; None: none)."""
+        if eff is not None:
+            li = node.layer
+            self._eff[li] = scatter_effective(self.net.layers[li], node, eff, self._eff.get(li))
+
+    # the walk ---------------------------------------------------------------------------
+    def forward(self) -> BitsWalk:
+        """Reached (and nonzero) elements of every node."""
+        for node, plan in zip(self.net.nodes, self.plans, strict=True):
+            ins_r = [self.fwd_r[i] for i in node.inputs]
+            ins_z = [self.fwd_z[i] for i in node.inputs] if self.track_z else None
+            r, z = KINDS[node.kind].forward(self, node, plan, ins_r, ins_z)
+            self.fwd_r.append(r)
+            self.fwd_z.append(z)
+        return self
+
+    def backward(self) -> BitsWalk:
+        """Backward-alive elements of every node and the effective weights of every layer."""
+        nodes = self.net.nodes
+        accs: list[Acc | None] = [None] * len(nodes)
+        for o in self.net.outputs:
+            accs[o] = Acc(nodes[o].shape)
+            accs[o].fill()
+        bwd: list[Bits | None] = [None] * len(nodes)
+        for n in range(len(nodes) - 1, -1, -1):
+            node = nodes[n]
+            acc = accs[n]
+            out = acc.freeze() if acc is not None else Bits.empty(node.shape)
+            bwd[n] = out
+            if not node.inputs or out.is_empty:
+                continue  # nothing alive downstream: nothing to send back, nothing effective
+            kind = KINDS[node.kind]
+            ins = []
+            for i in node.inputs:
+                if accs[i] is None:
+                    accs[i] = Acc(nodes[i].shape)
+                ins.append(accs[i])
+            kind.backward(self, node, self.plans[n], out, ins)
+        self.bwd = bwd  # type: ignore[assignment]
+        return self
+
+    def effective(self) -> dict[str, np.ndarray]:
+        """The effective mask of every layer (bool, the weight's shape), in layer order."""
+        out = {}
+        for li, layer in enumerate(self.net.layers):
+            e = self._eff.get(li)
+            out[layer.name] = (np.zeros(layer.shape, dtype=bool) if e is None
+                               else e.view(np.bool_).reshape(layer.shape))
+        return out
+
+
+# ------------------------------------------------------------------------------------ flow
+
+
+class Scaled:
+    """A non-negative tensor as ``h * exp(s)`` with ``h.max() == 1`` (``s = -inf`` when all
+    zero)."""
+
+    __slots__ = ("h", "s")
+
+    def __init__(self, h: Any, s: float = 0.0) -> None:
+        m = float(h.detach().max()) if h.numel() else 0.0
+        if m > 0.0 and math.isfinite(s):
+            self.h, self.s = h / m, s + math.log(m)
+        else:
+            self.h, self.s = h, -math.inf
+
+    @property
+    def log10(self) -> float:
+        """log10 of the scale."""
+        return self.s / math.log(10.0)
+
+
+def _common(parts: list[Scaled]) -> tuple[list[Any], float]:
+    """The tensors brought to one common scale (the largest), and that scale."""
+    live = [p.s for p in parts if p.s != -math.inf]
+    if not live:
+        return [p.h for p in parts], 0.0
+    top = max(live)
+    return [p.h * math.exp(p.s - top) if p.s != -math.inf else p.h for p in parts], top
+
+
+class FlowWalk(_Uses):
+    """Float64 path counts of the linearised network (see the module docstring).
+
+    Parameters
+    ----------
+    net : Network
+    weights : sequence of torch.Tensor
+        Per layer (network order), non-negative float64 tensors of the weight's shape (masked
+        weights: zero where pruned). For path counts these are the 0/1 masks; for SynFlow
+        ``|w|`` times the mask. They may require grad.
+    """
+
+    def __init__(self, net: Network, weights: list[Any]) -> None:
+        import torch
+
+        super().__init__(net)
+        self.torch = torch
+        self.weights = weights
+        self.plans, nonlinear = plans(net)
+        self._cache: dict[Any, Any] = {}
+        self._zbits: list[Bits] | None = None
+        if nonlinear:  # products and gates need each factor's nonzero elements
+            masks = {layer.name: np.ascontiguousarray(w.detach().cpu().numpy() != 0)
+                     for layer, w in zip(net.layers, weights, strict=True)}
+            self._zbits = BitsWalk(net, masks).forward().fwd_z
+        self.fwd: list[Scaled] = []
+        self._local: list[tuple[Any, list[Any], float] | None] = []
+
+    def weight(self, node: Any) -> Any:
+        """This use's weight (float64 tensor, the op's own layout)."""
+        return to_native(self.weights[node.layer], node.params.get("view"))
+
+    def z(self, i: int) -> Any:
+        """Node ``i``'s nonzero elements as a float64 0/1 tensor."""
+        return self.cached(("z", i), lambda: self.torch.from_numpy(
+            self._zbits[i].dense().astype(np.float64)))
+
+    def cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        """A value computed once per walk."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def forward(self, *, grad: bool = False) -> FlowWalk:
+        """Forward path counts of every node; with ``grad``, keep what :meth:`backward`
+        needs."""
+        torch = self.torch
+        with torch.set_grad_enabled(grad):
+            for node, plan in zip(self.net.nodes, self.plans, strict=True):
+                xs, s = _common([self.fwd[i] for i in node.inputs])
+                if grad:
+                    xs = [x.detach().requires_grad_(True) for x in xs]
+                raw = KINDS[node.kind].flow(self, node, plan, xs)
+                self.fwd.append(Scaled(raw.detach(), s))
+                self._local.append((raw, xs, s) if grad else None)
+        return self
+
+    def backward(self, *, weights: bool = False) -> tuple[list[Scaled], list[list[Scaled]]]:
+        """Backward path counts of every node (paths from each element to the outputs) and,
+        with ``weights``, the gradient of the total path count with respect to every layer's
+        weight tensor, per use. Needs :meth:`forward` with ``grad=True``."""
+        torch = self.torch
+        nodes = self.net.nodes
+        pending: list[list[Scaled]] = [[] for _ in nodes]
+        for o in self.net.outputs:
+            pending[o].append(Scaled(torch.ones(nodes[o].shape, dtype=torch.float64)))
+        bwd: list[Scaled] = [None] * len(nodes)  # type: ignore[list-item]
+        wgrads: list[list[Scaled]] = [[] for _ in self.net.layers]
+        for n in range(len(nodes) - 1, -1, -1):
+            node = nodes[n]
+            parts = pending[n]
+            if parts:
+                hs, t = _common(parts)
+                g = Scaled(sum(hs[1:], hs[0]), t) if len(hs) > 1 else Scaled(hs[0], t)
+            else:
+                g = Scaled(torch.zeros(node.shape, dtype=torch.float64))
+            bwd[n] = g
+            local = self._local[n]
+            if g.s == -math.inf or local is None:
+                continue
+            raw, xs, s = local
+            wleaf = self.weights[node.layer] if weights and KINDS[node.kind].has_weight else None
+            targets = [x for x in xs] + ([wleaf] if wleaf is not None else [])
+            if not targets or not raw.requires_grad:
+                continue
+            res = torch.autograd.grad(raw, targets, grad_outputs=g.h, allow_unused=True)
+            for i, r in zip(node.inputs, res[:len(xs)], strict=True):
+                if r is not None:
+                    pending[i].append(Scaled(r, g.s))
+            if wleaf is not None and res[-1] is not None:
+                wgrads[node.layer].append(Scaled(res[-1], g.s + s))
+        self._local = [None] * len(nodes)
+        return bwd, wgrads
+
+
+# ----------------------------------------------------------------------------------- units
+
+
+class UnitsWalk(_Uses):
+    """The channel-level graph of the whole network (see :mod:`sparsegraph.graph.export`).
+
+    Parameters
+    ----------
+    net : Network
+    masks : mapping of str to ndarray of bool
+        A canonical mask for every layer.
+    """
+
+    def __init__(self, net: Network, masks: Mapping[str, np.ndarray]) -> None:
+        super().__init__(net)
+        self._bits = BitsWalk(net, masks)
+        self.plans = self._bits.plans
+        self.axis: list[int] = []
+        for node in net.nodes:
+            self.axis.append(KINDS[node.kind].unit_axis(node, [self.axis[i] for i in node.inputs]))
+        self.sizes = np.array([node.shape[a] if node.shape else 1
+                               for node, a in zip(net.nodes, self.axis, strict=True)],
+                              dtype=np.int64)
+        self.offset = np.zeros(len(net.nodes) + 1, dtype=np.int64)
+        np.cumsum(self.sizes, out=self.offset[1:])
+
+    def kernel_mask(self, node: Any) -> np.ndarray:
+        return self._bits.kernel_mask(node).view(np.bool_)
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(src, dst, weight, layer)``: global vertex ids (int64), weights (float64) and the
+        layer name of layer edges (``""`` for wiring edges; object array)."""
+        srcs, dsts, ws, labs = [], [], [], []
+        for node, plan in zip(self.net.nodes, self.plans, strict=True):
+            in_axes = [self.axis[i] for i in node.inputs]
+            found = KINDS[node.kind].unit_edges(self, node, plan, in_axes, self.axis[node.id])
+            for pos, s, d, w, is_layer in found:
+                s = np.asarray(s, dtype=np.int64)
+                srcs.append(self.offset[node.inputs[pos]] + s)
+                dsts.append(self.offset[node.id] + np.asarray(d, dtype=np.int64))
+                ws.append(np.broadcast_to(np.asarray(w, dtype=np.float64), s.shape))
+                label = self.net.layers[node.layer].name if is_layer else ""
+                labs.append(np.full(s.size, label, dtype=object))
+        if not srcs:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0), np.zeros(0, dtype=object)
+        return (np.concatenate(srcs), np.concatenate(dsts), np.concatenate(ws),
+                np.concatenate(labs))
