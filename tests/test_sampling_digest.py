@@ -16,9 +16,18 @@ import hashlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparsegraph as sg
-from sparsegraph.masks.sampling import SparseMasks, sample_indices
+from sparsegraph.masks import _kernels_sampling as K
+from sparsegraph.masks.sampling import (
+    SparseMasks,
+    _layer_states,
+    _sparse_layer,
+    layer_seeds,
+    sample_indices,
+)
 
 
 def mask_digest(masks) -> str:
@@ -134,3 +143,94 @@ def test_resnet50_erk_bytes_pinned(density, want):
     sparse = sg.random_masks(net, "erk", density=density, seed=0, sparse=True)
     assert mask_digest(dense) == want
     assert all(np.array_equal(np.flatnonzero(dense[k]), sparse[k]) for k in dense)
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernels reproduce numpy's streams exactly (what keeps the pinned bytes above)
+# ---------------------------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+
+
+def _row(bitgen: np.random.PCG64) -> np.ndarray:
+    st = bitgen.state["state"]
+    return np.array([st["state"] >> 64, st["state"] & _M64, st["inc"] >> 64, st["inc"] & _M64],
+                    dtype=np.uint64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**64 + 3])
+def test_pcg_words_equal_random_raw(seed):
+    bg = np.random.PCG64(seed)
+    st = _row(bg)
+    got = np.concatenate([np.empty(0, np.uint64)] + [
+        _words(st, size) for size in (1, 7, K.BUF_WORDS, 1000)])
+    assert np.array_equal(got, bg.random_raw(got.size))
+    assert np.array_equal(st, _row(bg))  # the state advanced exactly as numpy's
+
+
+def _words(st: np.ndarray, size: int) -> np.ndarray:
+    out = np.empty(size, dtype=np.uint64)
+    K.pcg_words(st, out)
+    return out
+
+
+# bounds around every branch of numpy's bounded draws: tiny, the 32-bit Lemire path with heavy
+# rejection (2**31 + 1 rejects about half its draws), 2**32 - 1, 2**32 (no multiply), the
+# 64-bit path just above, with heavy rejection, and near the top of int64
+BOUNDS = [2, 3, 7, 1000, 2_359_296, 2**31 - 1, 2**31 + 1, 2**32 - 1, 2**32, 2**32 + 1, 10**10,
+          2**62 + 1, 3 * 2**61 + 5, 2**63 - 1]
+
+
+@pytest.mark.parametrize("n", BOUNDS)
+def test_bounded_chunk_equals_generator_integers(n):
+    seed = 12345 + n % 1000
+    want = np.random.Generator(np.random.PCG64(seed)).integers(0, n, size=5000, dtype=np.int64)
+    st = _row(np.random.PCG64(seed))
+    buf = np.empty(K.BUF_WORDS, dtype=np.uint64)
+    kind, threshold = K._bound_kind(np.uint64(n))
+    pos = K._stream_start(buf, kind)
+    got = []
+    for size in (1, 3, 100, 997, 2 * K.BUF_WORDS, 5000):  # chunks across refills
+        out = np.empty(size, dtype=np.int64)
+        pos = K.bounded_chunk(st, buf, pos, np.uint64(n), kind, threshold, out)
+        got.append(out)
+    got = np.concatenate(got)[:5000]
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", [
+    0, 7, 2**32, 2**130 + 5,  # ints, one to five 32-bit words
+    np.random.SeedSequence(5, spawn_key=(3, 2**40)),  # a child's child
+    np.random.SeedSequence([1, 2, 2**33], pool_size=8),  # entropy a sequence, a larger pool
+])
+def test_layer_states_equal_numpy_seeding(seed):
+    want = np.array([_row(np.random.PCG64(s)) for s in layer_seeds(seed, 9)])
+    assert np.array_equal(_layer_states(seed, 9), want)
+
+
+def test_layer_states_fall_back_to_numpy(monkeypatch):
+    # were the kernel ever to disagree with numpy, numpy's own seeding is used
+    from sparsegraph.masks import sampling
+
+    want = np.array([_row(np.random.PCG64(s)) for s in layer_seeds(3, 4)])
+    monkeypatch.setattr(sampling, "seed_pcg_states", lambda *a: a[-1].fill(1))
+    assert np.array_equal(_layer_states(3, 4), want)
+
+
+@settings(max_examples=80)
+@given(n=st.integers(1, 3000), frac=st.floats(0, 1), seed=st.integers(0, 2**40),
+       size=st.sampled_from([1, 1, 2, 9]))
+def test_kernels_equal_numpy_integers_path(n, frac, seed, size):
+    # random_masks' kernels (numpy's streams recomputed) against sample_indices, which draws
+    # with numpy's own Generator.integers, on the same child streams: two layers in one block,
+    # the first of n units of `size` weights keeping k, the second of 3 units keeping 2
+    k = round(frac * n)
+    states = _layer_states(seed, 2)
+    seqs = layer_seeds(seed, 2)
+    block = np.ones(n * size + 3 * size, dtype=np.bool_)  # the kernel clears what it writes
+    K.draw_masks(block, np.array([0, n * size]), np.array([n, 3]), np.array([size, size]),
+                 np.array([k, 2]), states)
+    for i, (units, kept, lo) in enumerate([(n, k, 0), (3, 2, n * size)]):
+        want = sample_indices(units, kept, np.random.Generator(np.random.PCG64(seqs[i])))
+        assert np.array_equal(block[lo:lo + units * size], np.repeat(want, size))
+        assert np.array_equal(_sparse_layer(units, kept, states[i]), np.flatnonzero(want))
