@@ -280,15 +280,21 @@ def _stream_start(buf, kind):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _fill_stream(st, buf, chunk, mask, n, need):  # pragma: no cover - compiled
-    """Set in ``mask`` (all False) the first ``need`` distinct values of the stream."""
+def _draw_stream(st, buf, n, need, mask, table, out):  # pragma: no cover - compiled
+    """The first ``need`` distinct values of ``integers(0, n)`` of the fresh stream ``st``: set
+    in ``mask`` (all False), or -- when ``table`` is not empty -- appended to ``out`` in stream
+    order with ``table`` as the set (:func:`first_distinct_hashed`)."""
     nn = np.uint64(n)
     kind, threshold = _bound_kind(nn)
     pos = _stream_start(buf, kind)
+    chunk = np.empty(2 * buf.shape[0], dtype=np.int64)
     found = 0
     while found < need:
         pos = bounded_chunk(st, buf, pos, nn, kind, threshold, chunk)
-        found += fill_first_distinct(chunk, mask, need - found)
+        if table.shape[0]:
+            found = first_distinct_hashed(chunk, table, out, found, need)
+        else:
+            found += fill_first_distinct(chunk, mask, need - found)
 
 
 @njit(cache=True)
@@ -314,9 +320,9 @@ def draw_masks(block, offsets, units, unit_size, counts, states):  # pragma: no 
     O(sum of params + sum of c) time; O(max units) scratch for unit sizes above one.
     """
     buf = np.empty(BUF_WORDS, dtype=np.uint64)
-    chunk = np.empty(2 * BUF_WORDS, dtype=np.int64)
     st = np.empty(4, dtype=np.uint64)
     scratch = np.empty(0, dtype=np.bool_)
+    no_table = np.empty(0, dtype=np.int64)
     for lay in range(offsets.shape[0]):
         n = units[lay]
         k = counts[lay]
@@ -332,7 +338,7 @@ def draw_masks(block, offsets, units, unit_size, counts, states):  # pragma: no 
         c = min(k, n - k)
         if c > 0:
             st[:] = states[lay]
-            _fill_stream(st, buf, chunk, m, n, c)
+            _draw_stream(st, buf, n, c, m, no_table, no_table)
         if c != k:
             for j in range(n):
                 m[j] = not m[j]
@@ -366,16 +372,8 @@ def draw_sorted(state, n, need, table, out):  # pragma: no cover - compiled
     -----
     Expected O(need * n / (n - need)) draws, O(need) memory: never anything of size ``n``.
     """
-    st = state.copy()
-    buf = np.empty(BUF_WORDS, dtype=np.uint64)
-    chunk = np.empty(2 * BUF_WORDS, dtype=np.int64)
-    nn = np.uint64(n)
-    kind, threshold = _bound_kind(nn)
-    pos = _stream_start(buf, kind)
-    found = 0
-    while found < need:
-        pos = bounded_chunk(st, buf, pos, nn, kind, threshold, chunk)
-        found = first_distinct_hashed(chunk, table, out, found, need)
+    _draw_stream(state.copy(), np.empty(BUF_WORDS, dtype=np.uint64), n, need,
+                 np.empty(0, dtype=np.bool_), table, out)
 
 
 @njit(cache=True)

@@ -343,7 +343,7 @@ def _random_layers(net: Network, counts: Mapping[str, int], seed: Any, granulari
     """structure="random": each layer's stream is ``Generator(PCG64(child)).integers(0, units)``
     with ``child = layer_seeds(seed, L)[i]``, computed by the kernels from its PCG64 state."""
     states = _layer_states(seed, len(net.layers))
-    params = [layer.params for layer in net.layers]
+    params = [math.prod(layer.shape) for layer in net.layers]  # == layer.params, cheaper
     sizes = [_unit_size(layer, granularity) for layer in net.layers]
     units = [p // s for p, s in zip(params, sizes, strict=True)]
     kept = [counts[layer.name] for layer in net.layers]
