@@ -7,15 +7,22 @@ position, its size and its count, and is the same bytes on every machine.
 
 The sampler
 -----------
-For ``k`` of ``n`` positions with ``2k <= n``, uniform integers are drawn in batches from the
-layer's ``numpy.random.Generator`` (``integers(0, n)``) and the mask is the set of the first
-``k`` *distinct* values of that stream: by exchangeability of i.i.d. draws a uniformly random
-``k``-subset. For ``2k > n`` the ``n - k`` positions to drop are drawn that way instead. Batch
-sizes are integer functions of ``(n, k, found so far)``: the first batch
-``ceil(k n / (n - k)) + 2 isqrt(.) + 8`` bounds the expected number of draws, so a second batch
-is rare. Expected cost O(k) draws; the dense form writes into the bool mask directly (numba),
-the sparse form (:class:`SparseMasks`, sorted flat int64 indices) sorts the draws, O(k log k)
-time and O(k) memory, never touching ``n`` -- both give the same set.
+For ``k`` of ``n`` positions with ``2k <= n`` the mask is the set of the first ``k`` *distinct*
+values of the layer's stream ``numpy.random.Generator(PCG64(child)).integers(0, n)``: by
+exchangeability of i.i.d. draws a uniformly random ``k``-subset. For ``2k > n`` the ``n - k``
+positions to drop are drawn that way instead. Expected O(min(k, n - k)) draws.
+
+:func:`random_masks` computes these streams itself, in numba kernels
+(:mod:`sparsegraph.masks._kernels_sampling`), with numpy's exact algorithms: the children's
+PCG64 states from ``SeedSequence`` (checked against numpy's own seeding), PCG64's raw words,
+and ``integers``' bounded draws (Lemire's multiply-and-reject on 32-bit halves, as numpy does),
+so the values and hence the masks are numpy's, byte for byte (``tests/test_sampling_digest.py``
+pins them), without numpy's per-object and per-draw overhead: one kernel call draws every layer
+into one bool block whose views are the masks, clearing each layer's slice just before its
+draws so the scattered writes hit cache. :func:`sample_indices` draws the same sets through
+``Generator.integers`` of any generator, in batches of an upper bound on the expected draws.
+The sparse form (:class:`SparseMasks`, sorted flat int64 indices) collects the values in a hash
+set and sorts them, O(k log k) time and O(k) memory, never touching ``n``; same set.
 
 Granularity ``kernel`` and ``channel`` sample whole ``kh x kw`` kernels or whole output filters
 (rows of a Linear weight) the same way, over units instead of weights.
@@ -24,7 +31,7 @@ Granularity ``kernel`` and ``channel`` sample whole ``kh x kw`` kernels or whole
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -33,7 +40,13 @@ import numpy as np
 
 from ..errors import QuotaError
 from ..graph.network import Layer, Network
-from ._kernels_sampling import fill_first_distinct, first_occurrences
+from ._kernels_sampling import (
+    draw_masks,
+    draw_sorted,
+    fill_first_distinct,
+    first_distinct_hashed,
+    seed_pcg_states,
+)
 from .quotas import quota_counts, round_counts
 from .quotas import quotas as make_quotas
 
@@ -136,40 +149,23 @@ def _batch_size(n: int, need: int, k_total: int) -> int:
     return m + 2 * math.isqrt(m) + 8
 
 
-def _first_distinct_sorted(draws: np.ndarray, n: int, taken: np.ndarray, need: int
-                           ) -> np.ndarray:
-    """The first ``need`` distinct values of ``draws`` (stream order) not in ``taken``, sorted."""
-    m = draws.size
-    if n * m < 2**62:
-        # one key per draw, value-major then position: a plain sort orders both
-        key = np.sort(draws * m + np.arange(m, dtype=np.int64))
-        values, positions = key // m, key % m
-    else:
-        positions = np.argsort(draws, kind="stable")
-        values = draws[positions]
-    vals, pos = first_occurrences(values, positions, taken)
-    if vals.size > need:
-        # keep the `need` values that occur first in the stream (positions are distinct)
-        cut = np.partition(pos, need - 1)[need - 1]
-        vals = vals[pos <= cut]
-    return vals
-
-
-def _draw_subset(n: int, k: int, rng: np.random.Generator, sparse: bool) -> np.ndarray:
-    """The first ``k`` distinct values of the layer's stream; ``2k <= n``. Sorted indices when
-    ``sparse``, else a flat bool mask."""
+def _draw(n: int, k: int, rng: np.random.Generator, sparse: bool) -> np.ndarray:
+    """The first ``k`` distinct values of ``rng.integers(0, n)`` (``1 <= k``, ``2k <= n``), in
+    batches of :func:`_batch_size`: sorted int64 when ``sparse``, else a flat bool mask."""
     if sparse:
-        taken = np.empty(0, dtype=np.int64)
-        while taken.size < k:
-            draws = rng.integers(0, n, size=_batch_size(n, k - taken.size, k), dtype=np.int64)
-            new = _first_distinct_sorted(draws, n, taken, k - taken.size)
-            taken = np.union1d(taken, new) if taken.size else new
-        return taken
+        table = np.full(1 << (2 * k - 1).bit_length(), -1, dtype=np.int64)
+        out = np.empty(k, dtype=np.int64)
+        found = 0
+        while found < k:
+            batch = rng.integers(0, n, size=_batch_size(n, k - found, k), dtype=np.int64)
+            found = int(first_distinct_hashed(batch, table, out, np.int64(found), np.int64(k)))
+        out.sort()
+        return out
     mask = np.zeros(n, dtype=np.bool_)
     found = 0
     while found < k:
-        draws = rng.integers(0, n, size=_batch_size(n, k - found, k), dtype=np.int64)
-        found += int(fill_first_distinct(draws, mask, np.int64(k - found)))
+        batch = rng.integers(0, n, size=_batch_size(n, k - found, k), dtype=np.int64)
+        found += int(fill_first_distinct(batch, mask, np.int64(k - found)))
     return mask
 
 
@@ -196,8 +192,12 @@ def sample_indices(n: int, k: int, rng: np.random.Generator, *, sparse: bool = F
 
     Notes
     -----
-    Expected O(k) random draws (``min(k, n - k)`` in fact); O(n) memory for the bool form,
-    O(k log k) time and O(k) memory for the sparse form when ``2k <= n``.
+    The set is the first ``min(k, n - k)`` distinct values of ``rng.integers(0, n)`` (its
+    complement when ``2k > n``), drawn in batches as the module docstring says, so ``rng``
+    advances by whole batches. Expected O(min(k, n - k)) draws; O(n) memory for the bool
+    form, O(k) memory (a hash set) and O(k log k) time for the sparse form when ``2k <= n``.
+    :func:`random_masks` draws the same sets from its per-layer streams without numpy's
+    per-draw overhead (see the module docstring).
 
     Examples
     --------
@@ -207,15 +207,24 @@ def sample_indices(n: int, k: int, rng: np.random.Generator, *, sparse: bool = F
     >>> a.size, bool(np.all(np.diff(a) > 0))
     (3, True)
     """
-    if k == 0:
+    if 2 * k <= n:
+        if k:
+            return _draw(n, k, rng, sparse)
         return np.empty(0, dtype=np.int64) if sparse else np.zeros(n, dtype=np.bool_)
     if k == n:
         return np.arange(n, dtype=np.int64) if sparse else np.ones(n, dtype=np.bool_)
-    if 2 * k <= n:
-        return _draw_subset(n, k, rng, sparse)
-    drop = _draw_subset(n, n - k, rng, sparse=False)
-    np.logical_not(drop, out=drop)
-    return np.flatnonzero(drop) if sparse else drop
+    keep = np.logical_not(_draw(n, n - k, rng, sparse=False))
+    return np.flatnonzero(keep) if sparse else keep
+
+
+def _root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        # a fresh copy: spawning from the caller's object would advance it between calls
+        return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size)
+    if isinstance(seed, Integral) and not isinstance(seed, bool) and int(seed) >= 0:
+        return np.random.SeedSequence(int(seed))
+    raise QuotaError(f"seed: expected a non-negative integer or SeedSequence, got {seed!r}")
 
 
 def layer_seeds(seed: int | np.random.SeedSequence, n_layers: int) -> list[np.random.SeedSequence]:
@@ -227,15 +236,61 @@ def layer_seeds(seed: int | np.random.SeedSequence, n_layers: int) -> list[np.ra
     >>> [s.spawn_key for s in layer_seeds(7, 2)]
     [(0,), (1,)]
     """
-    if isinstance(seed, np.random.SeedSequence):
-        # a fresh copy: spawning from the caller's object would advance it between calls
-        root = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
-                                      pool_size=seed.pool_size)
-    elif isinstance(seed, Integral) and not isinstance(seed, bool) and int(seed) >= 0:
-        root = np.random.SeedSequence(int(seed))
-    else:
-        raise QuotaError(f"seed: expected a non-negative integer or SeedSequence, got {seed!r}")
-    return root.spawn(n_layers)
+    return _root_seed(seed).spawn(n_layers)
+
+
+def _words32(x: Any) -> list[int] | None:
+    """numpy's ``_coerce_to_uint32_array`` for an int or a sequence of ints (None otherwise)."""
+    if isinstance(x, Integral | np.integer) and not isinstance(x, bool):
+        x = int(x)
+        if x < 0:
+            return None
+        words = [x & 0xFFFFFFFF]
+        while x > 0xFFFFFFFF:
+            x >>= 32
+            words.append(x & 0xFFFFFFFF)
+        return words
+    if isinstance(x, Iterable) and not isinstance(x, str | bytes):
+        out: list[int] = []
+        for v in x:
+            w = _words32(v)
+            if w is None:
+                return None
+            out += w
+        return out
+    return None
+
+
+def _pcg_row(seq: np.random.SeedSequence) -> list[int]:
+    st = np.random.PCG64(seq).state["state"]
+    m = (1 << 64) - 1
+    return [st["state"] >> 64, st["state"] & m, st["inc"] >> 64, st["inc"] & m]
+
+
+def _layer_states(seed: int | np.random.SeedSequence, n_layers: int) -> np.ndarray:
+    """The PCG64 states of :func:`layer_seeds`' children, computed in one kernel.
+
+    Row ``i`` is ``(state_hi, state_lo, inc_hi, inc_lo)`` of
+    ``np.random.PCG64(layer_seeds(seed, n_layers)[i])``: the same streams without building
+    ``n_layers`` SeedSequence and PCG64 objects. The first and last rows are checked against
+    numpy's own seeding (numpy's stream policy keeps both fixed; were they ever to differ, or
+    for an entropy that is not an int or ints, every row is taken from numpy instead).
+    """
+    root = _root_seed(seed)
+    out = np.empty((n_layers, 4), dtype=np.uint64)
+    if n_layers == 0:
+        return out
+    entropy, prefix = _words32(root.entropy), _words32(root.spawn_key)
+    if entropy is not None and prefix is not None:
+        seed_pcg_states(np.array(entropy, dtype=np.uint64), np.array(prefix, dtype=np.uint64),
+                        np.int64(root.pool_size), out)
+        if all(out[i].tolist() == _pcg_row(np.random.SeedSequence(
+                root.entropy, spawn_key=(*root.spawn_key, i), pool_size=root.pool_size))
+               for i in {0, n_layers - 1}):
+            return out
+    for i, seq in enumerate(root.spawn(n_layers)):
+        out[i] = _pcg_row(seq)
+    return out
 
 
 def _unit_size(layer: Layer, granularity: str) -> int:
@@ -266,25 +321,45 @@ def _expand(units: np.ndarray, size: int) -> np.ndarray:
     return (units[:, None] * size + np.arange(size, dtype=np.int64)[None, :]).ravel()
 
 
-def _layer_mask(layer: Layer, count: int, seq: np.random.SeedSequence, granularity: str,
-                structure: str, sparse: bool) -> np.ndarray:
-    if structure == "regular":
-        from .regular import regular_layer_mask
+def _sparse_layer(n: int, k: int, state: np.ndarray) -> np.ndarray:
+    """Sorted kept units of one layer's stream: the set :func:`draw_masks` keeps. A hash set
+    when the layer is sparse; a bool mask when it is no larger than that set would be."""
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    if 16 * k < n:
+        table = np.full(1 << (2 * k - 1).bit_length(), -1, dtype=np.int64)
+        out = np.empty(k, dtype=np.int64)
+        draw_sorted(state, np.int64(n), np.int64(k), table, out)
+        out.sort()
+        return out
+    mask = np.empty(n, dtype=np.bool_)  # n <= 16 k bytes: O(k)
+    one = np.zeros(1, dtype=np.int64)
+    draw_masks(mask, one, one + n, one + 1, one + k, state[None, :])
+    return np.flatnonzero(mask)
 
-        mask = regular_layer_mask(layer, count, seq)
-        return np.flatnonzero(mask) if sparse else mask
-    rng = np.random.Generator(np.random.PCG64(seq))
-    size = _unit_size(layer, granularity)
-    n_units = layer.params // size
-    picked = sample_indices(n_units, count, rng, sparse=sparse or size > 1)
-    if size == 1:
-        return picked if sparse else picked.reshape(layer.shape)
-    flat = _expand(picked, size)
+
+def _random_layers(net: Network, counts: Mapping[str, int], seed: Any, granularity: str,
+                   sparse: bool) -> dict[str, np.ndarray]:
+    """structure="random": each layer's stream is ``Generator(PCG64(child)).integers(0, units)``
+    with ``child = layer_seeds(seed, L)[i]``, computed by the kernels from its PCG64 state."""
+    states = _layer_states(seed, len(net.layers))
+    params = [math.prod(layer.shape) for layer in net.layers]  # == layer.params, cheaper
+    sizes = [_unit_size(layer, granularity) for layer in net.layers]
+    units = [p // s for p, s in zip(params, sizes, strict=True)]
+    kept = [counts[layer.name] for layer in net.layers]
     if sparse:
-        return flat
-    mask = np.zeros(layer.params, dtype=np.bool_)
-    mask[flat] = True
-    return mask.reshape(layer.shape)
+        return {layer.name: _expand(_sparse_layer(n, k, states[i]), size)
+                for i, (layer, n, k, size) in enumerate(zip(net.layers, units, kept, sizes,
+                                                            strict=True))}
+    # one block for all layers: one allocation the OS backs with fresh (huge) pages, instead of
+    # one per layer at the allocator's mercy; the masks are views of it
+    offsets = np.zeros(len(params) + 1, dtype=np.int64)
+    np.cumsum(params, out=offsets[1:])
+    block = np.empty(int(offsets[-1]), dtype=np.bool_)
+    draw_masks(block, offsets[:-1], np.array(units, dtype=np.int64),
+               np.array(sizes, dtype=np.int64), np.array(kept, dtype=np.int64), states)
+    return {layer.name: block[offsets[i]:offsets[i + 1]].reshape(layer.shape)
+            for i, layer in enumerate(net.layers)}
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
@@ -369,7 +444,9 @@ def random_masks(
     Notes
     -----
     Expected O(kept) random draws per layer; the dense form also writes its O(params) bool
-    arrays, the sparse form needs O(kept log kept) time and O(kept) memory.
+    arrays, the sparse form needs O(kept log kept) time and O(kept) memory. The bool masks of
+    ``structure="random"`` are C-contiguous, writeable views of one block (one allocation for
+    all layers), so the block lives as long as any of them.
 
     Examples
     --------
@@ -412,11 +489,15 @@ def random_masks(
         return result
     counts = _resolve_counts(net, quotas, density, quota_opts)
     counts = _unit_counts(net, counts, granularity)
-    seeds = layer_seeds(seed, len(net.layers))
-    out_masks: dict[str, np.ndarray] = {}
-    for layer, seq in zip(net.layers, seeds, strict=True):
-        out_masks[layer.name] = _layer_mask(layer, counts[layer.name], seq, granularity,
-                                            structure, sparse)
+    if structure == "random":
+        out_masks = _random_layers(net, counts, seed, granularity, sparse)
+    else:
+        from .regular import regular_layer_mask
+
+        out_masks = {}
+        for layer, seq in zip(net.layers, layer_seeds(seed, len(net.layers)), strict=True):
+            mask = regular_layer_mask(layer, counts[layer.name], seq)
+            out_masks[layer.name] = np.flatnonzero(mask) if sparse else mask
     if sparse:
         return SparseMasks(out_masks, {layer.name: layer.shape for layer in net.layers})
     return out_masks
