@@ -72,8 +72,8 @@ _LAZY = {
     "CKAResult": "metrics.similarity",
     "MinibatchCKA": "metrics.cka_stream",
     "layer_similarity": "pytorch.activations",
-    "SimilarityTable": "pytorch.activations",
-    "SimilarityMatrix": "pytorch.activations",
+    "SimilarityTable": "metrics.similarity_table",
+    "SimilarityMatrix": "metrics.similarity_table",
     "shuffle_masks": "masks.shuffle",
     "reinit": "pytorch.reinit",
 }

@@ -33,7 +33,6 @@ from .similarity import (
     CKAResult,
     _live,
     _ratio,
-    _scaled,
     activations,
     centre_gram,
     rbf_gram,
@@ -162,7 +161,8 @@ class CKAAccumulator:
         self.minibatches += 1
 
     def _ucentred(self, x: np.ndarray) -> np.ndarray | None:
-        xc = _live(_scaled(np.asarray(x, dtype=np.float64)))[1]
+        # no per-minibatch rescaling: it would change the minibatches' relative weights
+        xc = _live(np.asarray(x, dtype=np.float64))[1]
         if not xc.shape[1]:
             return None  # constant in this minibatch: contributes nothing
         k = xc @ xc.T if self.kernel == "linear" else rbf_gram(xc, self.width)
