@@ -64,8 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._args import check_count
-    from ..graph.trace import trace
-    from ..masks.files import load_masks
     from ..pytorch.activations import layer_similarity
     from ..pytorch.apply import apply_masks
     from ..pytorch.checkpoints import load_checkpoint, load_inputs
@@ -78,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         model, example = resolve_model(args.model, shape)
         load_checkpoint(model, ckpt)
         if masks is not None:
+            from ..graph.trace import trace
+            from ..masks.files import load_masks
+
             apply_masks(model, load_masks(masks, net=trace(model, example)))
         models.append(model)
     inputs = load_inputs(args.inputs, example, limit)
