@@ -18,6 +18,14 @@ How a layer's output becomes ``(samples, features)``
     sees more of each layer (features of 64 channels from 32x32 maps get 1024 samples per
     input) at H*W times the memory, and its samples are correlated within an input.
 
+Which outputs
+    By default the outputs of the prunable modules themselves: pre-activations. The first
+    layer's pre-activations are a linear function of the input (per position, or of the mean
+    patch after ``conv="mean"``), so for two first layers at least as wide as their input patch
+    CCA-based measures, which are invariant to invertible linear maps, are near 1 whatever the
+    weights; name the activation modules (``layers=["act1", ...]``) to compare post-ReLU
+    representations, as ``examples/pruning_similarity_digits.py`` does.
+
 Memory
     SVCCA and PWCCA need all activations at once: ``4 * samples * (features_a + features_b)``
     bytes per layer (stored as float32 while recording), plus float64 copies of one pair while
