@@ -254,11 +254,20 @@ def test_cka_matches_hsic_oracles(kernel, debiased):
 # ------------------------------------------------------------------------ minibatch CKA
 
 
-def test_minibatch_cka_one_batch_is_debiased_cka_and_many_match_the_oracle():
-    x, y = pair(14, 400, 7, 11, 4)
+@pytest.mark.parametrize("shape", [(400, 7), (60, 100)])  # feature-space and Gram routes
+def test_minibatch_cka_one_batch_is_the_unbiased_hsic_oracle(shape):
+    n, p = shape
+    x, y = pair(14, n, p, p + 3, 4)
     one = MinibatchCKA()
     one.update(x, y)
-    assert one.result().value == pytest.approx(sg.cka(x, y, debiased=True).value, abs=1e-12)
+    value = one.result().value
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    assert value == pytest.approx(ratio(hsic_unbiased, xc @ xc.T, yc @ yc.T), abs=1e-10)
+    assert value == pytest.approx(sg.cka(x, y, debiased=True).value, abs=1e-10)
+
+
+def test_minibatch_cka_many_batches_match_the_oracle():
+    x, y = pair(14, 400, 7, 11, 4)
     stream = MinibatchCKA()
     sizes = [100, 100, 150, 50]
     parts, start = [], 0

@@ -8,8 +8,10 @@ unbiased HSIC estimates (Song et al. 2012) ``HSIC_1(K_i, L_i)``, ``HSIC_1(K_i, K
 
 (means weighted by ``m_i``, which changes nothing when the minibatches have equal sizes). Each
 ``HSIC_1`` is computed as ``<U(K), U(L)> / (m (m - 3))`` with ``U`` the U-centring of Szekely &
-Rizzo 2014 (:func:`~sparsegraph.metrics.similarity.centre_gram`). Memory is a few ``m x m``
-matrices per layer, independent of the number of samples; the estimate converges to the
+Rizzo 2014 (:func:`~sparsegraph.metrics.similarity.centre_gram`), or for the linear kernel
+with fewer features than rows in feature space (the same number, from ``X^T Y`` and the row
+norms, O(m p^2) instead of O(m^2 p)). Memory is a few ``m x m`` matrices (or ``p x p`` ones)
+per layer, independent of the number of samples; the estimate converges to the
 population CKA as the number of minibatches grows, and with one minibatch it is exactly
 ``cka(x, y, debiased=True)``.
 
@@ -65,7 +67,8 @@ class CKAAccumulator:
     Notes
     -----
     Every minibatch costs one Gram matrix per stream (O(m^2 p)) and one inner product per pair
-    (O(m^2)); memory O(m^2) per stream plus the buffered rows.
+    (O(m^2)), or for the linear kernel in feature space, when cheaper, O(m p^2) per stream and
+    O(m p_a p_b) per pair; memory O(m^2) (or O(p^2)) per stream plus the buffered rows.
     """
 
     def __init__(self, names: Sequence[str], pairs: Iterable[tuple[str, str]], *,
@@ -115,6 +118,9 @@ class CKAAccumulator:
         self._pending_rows += m
         while self._pending_rows >= self.batch_size + MIN_ROWS:
             self._flush(self.batch_size)
+        # the leftover rows are views of the arrays just fed: copy them (fewer than
+        # batch_size + 4 rows) so those arrays can be freed before the next update
+        self._pending = [{n: np.array(a) for n, a in part.items()} for part in self._pending]
 
     def finish(self) -> None:
         """Process the buffered rows (call once after the last :meth:`update`)."""
@@ -146,27 +152,60 @@ class CKAAccumulator:
         return {n: np.concatenate(p) if len(p) > 1 else p[0] for n, p in parts.items()}
 
     def _flush(self, rows: int) -> None:
-        batch = self._take(rows)
+        batch = {n: np.asarray(a, dtype=np.float64) for n, a in self._take(rows).items()}
         m = rows
-        grams = {n: self._ucentred(batch[n]) for n in self.names}
         scale = m / (m * (m - 3.0))  # weight m_i times the HSIC_1 normalisation
-        for n, g in grams.items():
-            if g is not None:
-                self._self[n] += scale * float(np.vdot(g, g))
+        widths = {n: a.shape[1] for n, a in batch.items()}
+        by_features = (sum(w * w for w in widths.values())
+                       + sum(widths[a] * widths[b] for a, b in self.pairs))
+        by_gram = m * (sum(widths.values()) + len(self.pairs))
+        if self.kernel == "linear" and by_features < by_gram:
+            inner = self._features(batch, m)
+        else:
+            inner = self._grams(batch)
+        for n in self.names:
+            self._self[n] += scale * inner(n, n)
         for a, b in self.pairs:
-            ga, gb = grams[a], grams[b]
-            if ga is not None and gb is not None:
-                self._cross[(a, b)] += scale * float(np.vdot(ga, gb))
+            self._cross[(a, b)] += scale * inner(a, b)
         self.samples += m
         self.minibatches += 1
 
+    def _features(self, batch: dict[str, np.ndarray], m: int) -> Any:
+        """``<U(K), U(L)>`` of linear kernels in feature space, O(m p^2) (Kornblith et al.'s
+        debiased form: ``||X^T Y||^2 - m/(m-2) r_x.r_y + |r_x| |r_y| / ((m-1)(m-2))`` with
+        ``r`` the squared row norms of the centred minibatch)."""
+        centred = {n: a - a.mean(axis=0) for n, a in batch.items()}
+        rows = {n: np.einsum("ij,ij->i", c, c) for n, c in centred.items()}
+
+        def inner(a: str, b: str) -> float:
+            xy = float(np.sum((centred[a].T @ centred[b]) ** 2))
+            ra, rb = rows[a], rows[b]
+            return (xy - m / (m - 2.0) * float(ra @ rb)
+                    + float(ra.sum()) * float(rb.sum()) / ((m - 1.0) * (m - 2.0)))
+
+        return inner
+
+    def _grams(self, batch: dict[str, np.ndarray]) -> Any:
+        """``<U(K), U(L)>`` from the U-centred Gram matrices, O(m^2 p)."""
+        grams = {n: self._ucentred(a) for n, a in batch.items()}
+
+        def inner(a: str, b: str) -> float:
+            ga, gb = grams[a], grams[b]
+            return 0.0 if ga is None or gb is None else float(np.vdot(ga, gb))
+
+        return inner
+
     def _ucentred(self, x: np.ndarray) -> np.ndarray | None:
         # no per-minibatch rescaling: it would change the minibatches' relative weights
-        xc = _live(np.asarray(x, dtype=np.float64))[1]
-        if not xc.shape[1]:
-            return None  # constant in this minibatch: contributes nothing
-        k = xc @ xc.T if self.kernel == "linear" else rbf_gram(xc, self.width)
-        return centre_gram(k, unbiased=True)
+        if self.kernel == "linear":  # centring changes nothing after U-centring but rounding
+            xc = x - x.mean(axis=0)
+            k = xc @ xc.T
+        else:  # dead units out, so that rounding noise cannot set the bandwidth
+            xc = _live(x)[1]
+            if not xc.shape[1]:
+                return None  # constant in this minibatch: contributes nothing
+            k = rbf_gram(xc, self.width)
+        return centre_gram(k, unbiased=True, copy=False)
 
     # ------------------------------------------------------------------ results
 
@@ -202,7 +241,7 @@ class MinibatchCKA:
     ...     stream.update(x[i:i + 250], y[i:i + 250])
     >>> r = stream.result()
     >>> r.minibatches, r.samples, round(r.value, 2)
-    (4, 1000, 0.73)
+    (4, 1000, 0.74)
     """
 
     def __init__(self, *, kernel: str = "linear", width: float = 1.0,

@@ -57,7 +57,7 @@ __all__ = ["CCAResult", "CKAResult", "KERNELS", "cka", "pwcca", "svcca"]
 KERNELS = ("linear", "rbf")
 DEAD_VARIANCE = 1e-10  # google/svcca's epsilon: relative variance below which a unit is dead
 _CONSTANT = 1e-12  # a feature whose spread is below this fraction of its magnitude is constant
-_GRAM_ACCURATE = 1e-3  # eigh of X^T X is used when every kept direction has s / s_max above this
+_GRAM_ACCURATE = 1e-4  # eigh of X^T X when every kept direction has s / s_max above this
 
 
 # ------------------------------------------------------------------------------------ results
@@ -205,11 +205,6 @@ def _pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _scaled(x: np.ndarray) -> np.ndarray:
-    m = float(np.abs(x).max())
-    return x / m if m > 0 else x
-
-
 def _check_keep(keep: Any) -> int | float | None:
     if keep is None:
         return None
@@ -230,50 +225,61 @@ def _check_keep(keep: Any) -> int | float | None:
 # ------------------------------------------------------------------------------ one side
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Side:
-    """One side after centring and dropping dead units: an orthonormal basis of its span."""
+    """One side after centring and dropping dead units: its kept directions ``centred @ v``
+    (``v`` orthonormal, ``(p, r)``) with norms ``s``, and their orthonormal basis ``u``."""
 
     centred: np.ndarray  # live features, scaled and centred (n, p)
-    basis: np.ndarray  # U: (n, r) orthonormal columns, centred = U diag(s) V^T + (the rest)
-    singular: np.ndarray  # (r,) descending
+    v: np.ndarray  # (p, r)
+    s: np.ndarray  # (r,) descending
     dead: int
+    u: np.ndarray | None = None  # (n, r) = centred @ v / s, computed when needed
+    from_svd: bool = False  # u came from an SVD of ``centred`` (ill-conditioned side)
+
+    @property
+    def dims(self) -> int:
+        return int(self.s.size)
+
+    def basis(self) -> np.ndarray:
+        if self.u is None:
+            self.u = self.centred @ self.v
+            self.u /= self.s
+        return self.u
 
 
 def _live(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(live mask, centred live features) of a scaled matrix."""
-    mean = x.mean(axis=0)
-    xc = x - mean
-    spread = np.sqrt(np.mean(xc * xc, axis=0))
-    alive = spread > _CONSTANT * np.abs(x).max(axis=0)
+    """(live mask, live features centred and divided by the largest magnitude) of ``x``."""
+    top = np.maximum(x.max(axis=0), -x.min(axis=0))  # per-feature magnitude, no temporary
+    scale = float(top.max()) if top.size else 0.0
+    xc = x - x.mean(axis=0)
+    if scale > 0:
+        xc /= scale
+        top = top / scale
+    spread = np.sqrt(np.einsum("ij,ij->j", xc, xc) / len(xc))
+    alive = spread > _CONSTANT * top
     if alive.any():
         var = spread * spread
         alive &= var >= DEAD_VARIANCE * var[alive].max()
-    return alive, xc[:, alive]
+    return alive, (xc if alive.all() else xc[:, alive])
 
 
 def _side(x: np.ndarray, keep: int | float | None) -> _Side:
-    alive, xc = _live(_scaled(x))
+    alive, xc = _live(x)
     n, p = xc.shape
     dead = int(x.shape[1] - p)
     if p == 0:
-        return _Side(xc, np.zeros((n, 0)), np.zeros(0), dead)
-    u = None
+        return _Side(xc, np.zeros((0, 0)), np.zeros(0), dead, np.zeros((n, 0)))
     if p <= n:  # eigh of the p x p Gram matrix: several times faster than an SVD of (n, p)
         lam, vec = np.linalg.eigh(xc.T @ xc)
         s, v = np.sqrt(np.clip(lam[::-1], 0.0, None)), vec[:, ::-1]
-    else:
-        u, s, vt = np.linalg.svd(xc, full_matrices=False)
-        v = vt.T
-    r = _kept_directions(s, keep)
-    if u is None and r and s[r - 1] < _GRAM_ACCURATE * s[0]:
-        # small kept directions lose digits through X^T X: take the SVD of X itself
-        u, s, vt = np.linalg.svd(xc, full_matrices=False)
-        v = vt.T
         r = _kept_directions(s, keep)
-    s = s[:r]
-    u = xc @ v[:, :r] / s if u is None else u[:, :r]
-    return _Side(xc, u, s, dead)
+        if not r or s[r - 1] >= _GRAM_ACCURATE * s[0]:
+            return _Side(xc, np.ascontiguousarray(v[:, :r]), s[:r], dead)
+    # more features than samples, or small kept directions that lose digits through X^T X
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)
+    r = _kept_directions(s, keep)
+    return _Side(xc, vt[:r].T, s[:r], dead, u[:, :r], True)
 
 
 def _kept_directions(s: np.ndarray, keep: int | float | None) -> int:
@@ -292,19 +298,28 @@ def _kept_directions(s: np.ndarray, keep: int | float | None) -> int:
 
 
 def _check_samples(sx: _Side, sy: _Side, n: int, what: str) -> None:
-    dims = sx.basis.shape[1] + sy.basis.shape[1]
-    if sx.basis.shape[1] and sy.basis.shape[1] and dims > n - 1:
+    dims = sx.dims + sy.dims
+    if sx.dims and sy.dims and dims > n - 1:
         raise ArgumentError(
             f"{what}: {n} samples span {n - 1} centred directions, fewer than the "
-            f"{sx.basis.shape[1]} + {sy.basis.shape[1]} directions compared, so {dims - n + 1} "
+            f"{sx.dims} + {sy.dims} directions compared, so {dims - n + 1} "
             "canonical correlations would be 1 whatever the activations; use more samples "
             f"(ideally several times {dims}), a smaller svcca keep, or cka"
         )
 
 
 def _cca(sx: _Side, sy: _Side) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(correlations, left vectors in x's basis, right vectors in y's basis), descending."""
-    a, rho, bt = np.linalg.svd(sx.basis.T @ sy.basis, full_matrices=False)
+    """(correlations, left vectors, right vectors) of ``Ux^T Uy``, descending."""
+    n, (px, rx), (py, ry) = len(sx.centred), sx.v.shape, sy.v.shape
+    by_cross = n * px * py + px * py * ry + px * rx * ry  # flops of the two routes
+    by_basis = n * (px * rx + py * ry + rx * ry)
+    if not sx.from_svd and not sy.from_svd and sx.u is None and sy.u is None \
+            and by_cross < by_basis:
+        # all directions kept: Ux^T Uy = S^-1 Vx^T (Xc^T Yc) Vy S^-1, one product of the data
+        m = (sx.v.T @ (sx.centred.T @ sy.centred) @ sy.v) / np.outer(sx.s, sy.s)
+    else:
+        m = sx.basis().T @ sy.basis()
+    a, rho, bt = np.linalg.svd(m, full_matrices=False)
     return np.clip(rho, 0.0, 1.0), a, bt.T
 
 
@@ -367,10 +382,9 @@ def svcca(x: Any, y: Any, keep: int | float | None = 20) -> CCAResult:
     sx, sy = _side(a, k), _side(b, k)
     method = "cca" if k is None else "svcca"
     _check_samples(sx, sy, a.shape[0], method)
-    rho = _cca(sx, sy)[0] if sx.basis.shape[1] and sy.basis.shape[1] else np.zeros(0)
+    rho = _cca(sx, sy)[0] if sx.dims and sy.dims else np.zeros(0)
     return CCAResult(method, float(rho.mean()) if rho.size else 0.0, _frozen(rho), None,
-                     a.shape[0], a.shape[1], b.shape[1], sx.dead, sy.dead, sx.basis.shape[1],
-                     sy.basis.shape[1], k)
+                     a.shape[0], a.shape[1], b.shape[1], sx.dead, sy.dead, sx.dims, sy.dims, k)
 
 
 # --------------------------------------------------------------------------------- PWCCA
@@ -433,14 +447,14 @@ def pwcca(x: Any, y: Any) -> CCAResult:
     a, b = _pair(x, y)
     sx, sy = _side(a, None), _side(b, None)
     _check_samples(sx, sy, a.shape[0], "pwcca")
-    rx, ry = sx.basis.shape[1], sy.basis.shape[1]
+    rx, ry = sx.dims, sy.dims
     dims = (a.shape[0], a.shape[1], b.shape[1], sx.dead, sy.dead, rx, ry)
     if not rx or not ry:
         return CCAResult("pwcca", 0.0, _frozen(np.zeros(0)), _frozen(np.zeros(0)), *dims)
     rho, left, right = _cca(sx, sy)
     side, vecs = (sx, left) if rx <= ry else (sy, right)
     # the canonical variates (x - mean) u_i with u = V A: U diag(s) A, one column each
-    q, _ = np.linalg.qr((side.basis * side.singular) @ vecs)
+    q, _ = np.linalg.qr(side.centred @ (side.v @ vecs))
     w = np.abs(q.T @ side.centred).sum(axis=1)
     r = q.shape[1]
     w = w / w.sum() if w.sum() > 0 else np.full(r, 1.0 / r)
@@ -464,11 +478,12 @@ def rbf_gram(x: np.ndarray, width: float = 1.0) -> np.ndarray:
     return np.exp(-d2 / (2.0 * width * width * med))
 
 
-def centre_gram(k: np.ndarray, unbiased: bool) -> np.ndarray:
+def centre_gram(k: np.ndarray, unbiased: bool, *, copy: bool = True) -> np.ndarray:
     """Double-centred Gram matrix, or its U-centred form (Szekely & Rizzo 2014) when
     ``unbiased``: then ``<U(K), U(L)> / (n (n - 3))`` is the unbiased HSIC estimator of Song et
-    al. 2012. Needs ``n >= 4`` when unbiased. Returns a new array."""
-    k = np.array(k, dtype=np.float64)
+    al. 2012. Needs ``n >= 4`` when unbiased. A new array, or ``k`` itself (float64) changed in
+    place with ``copy=False``."""
+    k = np.array(k, dtype=np.float64, copy=copy or None)
     n = k.shape[0]
     if unbiased:
         np.fill_diagonal(k, 0.0)
@@ -571,7 +586,7 @@ def cka(x: Any, y: Any, *, kernel: str = "linear", debiased: bool = False,
     if debiased and n < 4:
         raise ArgumentError(f"debiased cka needs at least 4 samples, got {n}")
     # dead units carry no signal; dropping them keeps rounding noise out of the RBF bandwidth
-    xc, yc = _live(_scaled(a))[1], _live(_scaled(b))[1]
+    xc, yc = _live(a)[1], _live(b)[1]
     px, py = xc.shape[1], yc.shape[1]
     if not px or not py:  # a constant side: its kernel is constant and carries nothing
         return CKAResult(0.0, kernel, bool(debiased), n, a.shape[1], b.shape[1], 1,
