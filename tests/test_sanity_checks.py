@@ -193,3 +193,17 @@ def test_inverted_synflow_counts():
                            invert=True)
     one = sg.prune(model, "synflow", density=0.75, example_input=X, rounds=1)
     assert all(np.array_equal(one_inv[k], ~one[k]) for k in one)
+
+
+def test_cli_prune_invert(tmp_path, capsys):
+    from sparsegraph.cli import main
+
+    out = tmp_path / "inv.safetensors"
+    assert main(["prune", "lenet5", "--method", "magnitude", "--density", "0.1", "--invert",
+                 "-o", str(out)]) == 0
+    model, x = sg.build_model("lenet5")
+    expected = sg.prune(model, "magnitude", density=0.1, example_input=x, invert=True)
+    got = sg.load_masks(out)
+    assert all(np.array_equal(got[k], expected[k]) for k in expected)
+    assert sg.read_metadata(out)["invert"] is True
+    capsys.readouterr()
