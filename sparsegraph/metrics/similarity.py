@@ -483,7 +483,8 @@ def centre_gram(k: np.ndarray, unbiased: bool, *, copy: bool = True) -> np.ndarr
     ``unbiased``: then ``<U(K), U(L)> / (n (n - 3))`` is the unbiased HSIC estimator of Song et
     al. 2012. Needs ``n >= 4`` when unbiased. A new array, or ``k`` itself (float64) changed in
     place with ``copy=False``."""
-    k = np.array(k, dtype=np.float64, copy=copy or None)
+    if copy or not isinstance(k, np.ndarray) or k.dtype != np.float64:
+        k = np.array(k, dtype=np.float64)
     n = k.shape[0]
     if unbiased:
         np.fill_diagonal(k, 0.0)
