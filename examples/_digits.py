@@ -54,12 +54,14 @@ def make_masks(scheme: str, model: nn.Module, example: torch.Tensor, density: fl
     return sg.random_masks(net, sg.quotas(net, scheme, density=density), seed=seed)
 
 
-def train(model: nn.Module, masks: dict[str, np.ndarray], data, epochs: int, seed: int) -> float:
+def train(model: nn.Module, masks: dict[str, np.ndarray], data, epochs: int, seed: int, *,
+          lr: float = 0.1, rescale: bool = True) -> float:
     """Apply the masks, train with SGD (momentum, weight decay), check that every pruned
-    weight is still exactly zero, and return the test accuracy."""
+    weight is still exactly zero, and return the test accuracy. ``rescale`` multiplies the
+    kept weights by 1/sqrt(layer density) (for training from scratch; not for fine-tuning)."""
     (xtr, ytr), (xte, yte) = data
-    sg.apply_masks(model, masks, rescale=True)         # 1. weight = weight_orig * weight_mask
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    sg.apply_masks(model, masks, rescale=rescale)      # 1. weight = weight_orig * weight_mask
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):                            # 2. train as usual

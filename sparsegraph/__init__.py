@@ -65,6 +65,17 @@ _LAZY = {
     "read_metadata": "masks.files",
     "PRUNERS": "pytorch.pruners",
     "compare": "sweep.compare",
+    "svcca": "metrics.similarity",
+    "pwcca": "metrics.similarity",
+    "cka": "metrics.similarity",
+    "CCAResult": "metrics.similarity",
+    "CKAResult": "metrics.similarity",
+    "MinibatchCKA": "metrics.cka_stream",
+    "layer_similarity": "pytorch.activations",
+    "SimilarityTable": "metrics.similarity_table",
+    "SimilarityMatrix": "metrics.similarity_table",
+    "shuffle_masks": "masks.shuffle",
+    "reinit": "pytorch.reinit",
 }
 
 __all__ = [  # the lazy names are resolved by __getattr__

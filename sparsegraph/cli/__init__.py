@@ -16,7 +16,8 @@ from .. import __version__
 from ..errors import SparseGraphError
 
 # sub-command modules, in the order --help lists them
-COMMANDS = ("generate", "audit", "quotas", "spectral", "prune", "compare", "models")
+COMMANDS = ("generate", "audit", "quotas", "spectral", "prune", "compare", "similarity",
+            "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

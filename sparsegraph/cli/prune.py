@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated layer names or globs kept dense (they count in the "
                    "budget)")
     p.add_argument("--rounds", type=int, default=100, help="SynFlow rounds (default 100)")
+    p.add_argument("--invert", action="store_true", help="score inversion (Frankle et al. "
+                   "2021): keep the lowest-scoring weights instead of the highest")
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="mask file to write (.safetensors, .npz, .pt)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         masks = prune(model, args.method, density=args.density, example_input=example,
-                      quotas=args.quotas, seed=args.seed, rounds=args.rounds, exclude=exclude)
+                      quotas=args.quotas, seed=args.seed, rounds=args.rounds, exclude=exclude,
+                      invert=args.invert)
     for w in caught:
         print(f"sparsegraph prune: warning: {w.message}", file=sys.stderr)
     net = trace(model, example)
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         "granularity": "weight",
         "model": args.model,
         "exclude": exclude or [],
+        "invert": args.invert,
     }
     if args.method == "synflow":
         meta["rounds"] = args.rounds

@@ -375,6 +375,7 @@ def prune(
     seed: int = 0,
     rounds: int = 100,
     exclude: Iterable[str] | str | None = None,
+    invert: bool = False,
 ) -> PruneMasks:
     """Masks from a pruning-at-initialization score.
 
@@ -403,6 +404,10 @@ def prune(
         (each layer's quota to that power with ``quotas``), scoring only those still kept.
     exclude : str or iterable of str, optional
         Layer names or globs kept dense (their weights count toward the budget).
+    invert : bool, default False
+        Score inversion, the sanity check of Frankle et al. 2021: keep the *lowest*-scoring
+        weights instead of the highest, with the same exact counts (ties still broken by
+        position). For SynFlow every round keeps its lowest scores.
 
     Returns
     -------
@@ -451,9 +456,11 @@ def prune(
     active = [n not in dense for n in names]
 
     if method == "synflow":
-        masks = _synflow(model, net, counts, active, int(rounds))
+        masks = _synflow(model, net, counts, active, int(rounds), invert=bool(invert))
     else:
         scores = _scores_preserving(model, net, method, data=data, seed=int(seed))
+        if invert:  # keep the lowest: the highest of the negated scores (NaN stays lowest)
+            scores = [-s for s in scores]
         masks = _select(net, scores, counts, active)
     result = PruneMasks(zip(names, masks, strict=True))
     result.method, result.density = method, d
@@ -513,7 +520,7 @@ def _scores_preserving(model: nn.Module, net: Network, method: str, **kw: Any
 
 
 def _synflow(model: nn.Module, net: Network, counts: dict[str, int] | int,
-             active: list[bool], rounds: int) -> list[np.ndarray]:
+             active: list[bool], rounds: int, invert: bool = False) -> list[np.ndarray]:
     """Iterative SynFlow. Work per round beyond the two passes is proportional to the weights
     still kept: the masked weights are updated in place and only kept positions are scored."""
     eff = [w.detach().to("cpu", torch.float64, copy=True).abs_() for w in
@@ -527,6 +534,8 @@ def _synflow(model: nn.Module, net: Network, counts: dict[str, int] | int,
         grads = _flow(net, eff)
         scores = [flat_eff[i][kept_idx[i]] * grads[i].numpy().reshape(-1)[kept_idx[i]]
                   for i in range(len(eff))]
+        if invert:  # score inversion: each round keeps its lowest scores
+            scores = [-s for s in scores]
         if isinstance(counts, int):
             current = sum(kept_idx[i].size for i in act)
             target = counts if k == rounds or not total else int(round(
