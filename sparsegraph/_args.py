@@ -29,6 +29,7 @@ __all__ = [
     "check_count",
     "check_density",
     "check_masks",
+    "check_network",
     "check_seed",
     "dense_layers",
     "select_layers",
@@ -131,6 +132,42 @@ def as_bool_mask(value: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr != 0)
 
 
+def check_network(net: Any, what: str = "net") -> Network:
+    """``net`` when it is a :class:`~sparsegraph.Network`.
+
+    A model name or an ``nn.Module`` is not resolved here: the network depends on the example
+    input (spatial sizes decide which convolution taps are effective), so the caller says it
+    explicitly with :func:`sparsegraph.trace`.
+
+    Raises
+    ------
+    ArgumentError
+        For anything else, saying how to build one.
+
+    Examples
+    --------
+    >>> check_network("lenet300")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.ArgumentError: net: expected a Network from sparsegraph.trace(...), got ...
+    """
+    from .graph.network import Network
+
+    if isinstance(net, Network):
+        return net
+    if isinstance(net, str):
+        how = (f"for a model name build and trace it: net = sg.trace(*sg.build_model({net!r})) "
+               "(or sparsegraph.pytorch.models.resolve_model for path/to/file.py:factory)")
+    elif hasattr(net, "named_parameters"):
+        how = "trace the module first: net = sg.trace(model, example_input)"
+    else:
+        how = "build it with net = sg.trace(model, example_input)"
+    raise ArgumentError(
+        f"{what}: expected a Network from sparsegraph.trace(...), got "
+        f"{type(net).__name__} {str(net)[:40]!r}; {how}"
+    )
+
+
 def check_masks(
     net: Network, masks: Mapping[str, Any], *, fill_missing: bool = True, what: str = "masks"
 ) -> dict[str, np.ndarray]:
@@ -162,6 +199,8 @@ def check_masks(
     MaskError
         For a value that is not a mapping, an unknown key (with the closest layer names), a
         wrong shape, NaN, infinity or values other than 0 and 1.
+    ArgumentError
+        If ``net`` is not a Network (:func:`check_network`).
 
     Examples
     --------
@@ -179,6 +218,7 @@ def check_masks(
     ...
     sparsegraph.errors.MaskError: unknown layer 'fc.wieght'; did you mean 'fc.weight'?
     """
+    check_network(net)
     if not isinstance(masks, Mapping):
         raise MaskError(
             f"{what} must be a mapping of layer name to array, got {type(masks).__name__}"
