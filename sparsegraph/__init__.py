@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._numba_cache import ensure_kernel_cache as _ensure_kernel_cache
 from .errors import (
     ArgumentError,
     LayerCollapseWarning,
@@ -32,8 +33,6 @@ from .errors import (
     SparseGraphError,
     TraceError,
 )
-
-from ._numba_cache import ensure_kernel_cache as _ensure_kernel_cache
 
 __version__ = "0.1.0"
 

@@ -547,7 +547,10 @@ def quotas(
 
     Notes
     -----
-    Rounding: :func:`round_counts` (largest remainder). Cost O(L^2) for L layers.
+    Rounding: :func:`round_counts` (largest remainder). Cost O(L^2) for L layers. A layer with
+    no weights (a zero-size ``nn.Linear(16, 0)``) keeps 0 weights, takes no part in the
+    scheme (never a division by its size) and is reported with density 1.0: nothing of it is
+    pruned.
 
     Examples
     --------
@@ -599,7 +602,10 @@ def quotas(
         raise QuotaError(f"scheme: expected a scheme name, a mapping or a callable, got "
                          f"{type(scheme).__name__}")
 
-    positions = [i for i, layer in enumerate(net.layers) if layer.name not in dense_names]
+    # a layer without weights (nn.Linear(16, 0)) keeps 0 of them and takes no part in a scheme
+    empty = {layer.name for layer in net.layers if layer.params == 0}
+    positions = [i for i, layer in enumerate(net.layers)
+                 if layer.name not in dense_names and layer.name not in empty]
     table = LayerTable(tuple(net.layers[i] for i in positions), tuple(positions), len(net.layers))
     n_free = int(table.params.sum())
     n_dense = net.params - n_free
@@ -660,7 +666,7 @@ def quotas(
     out: dict[str, float] = {}
     free_counts = dict(zip(table.names, counts.tolist(), strict=True))
     for layer in net.layers:
-        if layer.name in dense_names:
+        if layer.name in dense_names or layer.name in empty:
             out[layer.name] = 1.0
         else:
             out[layer.name] = free_counts[layer.name] / layer.params
