@@ -51,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # sub-commands return their status: this came from user code
+        print(f"sparsegraph {args.command}: error: sys.exit({exc.code!r}) was called while "
+              "running the command (by the model's code?); it did not finish", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

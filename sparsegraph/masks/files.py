@@ -74,6 +74,7 @@ __all__ = [
     "save_masks",
     "load_masks",
     "read_metadata",
+    "resolve_format",
     "from_prune_state_dict",
     "to_prune_state_dict",
     "from_sparsifier_state",
@@ -318,6 +319,20 @@ def _write_open_lth(directory: Path, masks: Mapping[str, np.ndarray], overwrite:
     _atomic_write(
         report_path, lambda fh: fh.write(json.dumps(report, indent=4).encode()), overwrite
     )
+
+
+def resolve_format(path: PathLike, fmt: str | None = None) -> str:
+    """The format :func:`save_masks` writes ``path`` in (``fmt`` when given), or the
+    :class:`~sparsegraph.errors.MaskFileError` it would raise; nothing is written. A path
+    ending in ``/`` or naming an existing directory is written to only as ``"open_lth"``.
+
+    Examples
+    --------
+    >>> resolve_format("m.npz"), resolve_format("runs/level_0/", "open_lth")
+    ('npz', 'open_lth')
+    """
+    text = os.fspath(path)
+    return _resolve_format(Path(text), fmt, str(text).endswith(("/", os.sep)))
 
 
 def _resolve_format(path: Path, fmt: str | None, as_directory: bool) -> str:
