@@ -701,3 +701,328 @@ def test_kernel_cache_fallback_refuses_a_directory_others_can_write(tmp_path, mo
     monkeypatch.setattr(nc.tempfile, "tempdir", str(tmp_path))
     chosen = Path(nc._fallback())
     assert chosen != shared and chosen.parent == tmp_path and chosen.stat().st_mode & 0o077 == 0
+
+
+# ------------------------------------------------------------------------ the command line
+
+
+def cli(capsys, *argv):
+    from sparsegraph.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(code, err, *words):
+    """Exit 2, one line on stderr, no traceback, naming each of ``words``."""
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """Fail the test if a command starts building or tracing the model."""
+    import importlib
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the command started computing before checking its outputs")
+
+    for mod in ("common", "generate", "audit", "quotas"):  # imported before patching
+        importlib.import_module(f"sparsegraph.cli.{mod}")
+    monkeypatch.setattr("sparsegraph.cli.common.load_network", boom)
+    for mod in ("generate", "audit", "quotas"):
+        monkeypatch.setattr(f"sparsegraph.cli.{mod}.load_network", boom)
+    monkeypatch.setattr("sparsegraph.pytorch.models.resolve_model", boom)
+    monkeypatch.setattr("sparsegraph.pytorch.models.build_model", boom)
+
+
+GEN = ("generate", "lenet300", "--scheme", "erk", "--density", "0.05")
+
+
+def _unwritable(monkeypatch, directory):
+    """Make ``directory`` refuse new files: chmod for a normal user; for root (who ignores
+    permissions) file creation there is made to fail as it would."""
+    directory.chmod(0o555)
+    if os.geteuid() != 0:
+        return
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == directory.resolve():
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_generate_into_an_unwritable_directory(tmp_path, capsys, monkeypatch,
+                                               no_compute):  # 12
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _unwritable(monkeypatch, locked)
+    try:
+        code, _, err = cli(capsys, *GEN, "-o", locked / "m.safetensors")
+        one_line_error(code, err, "-o", "cannot write in directory", "locked",
+                       "Permission denied")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_save_masks_into_an_unwritable_directory(tmp_path, small, monkeypatch):  # 12
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _unwritable(monkeypatch, locked)
+    try:
+        with pytest.raises(MaskFileError, match="Permission denied") as info:
+            save_masks(locked / "m.safetensors", _canonical_masks(small))
+        assert "m.safetensors" in str(info.value)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):  # 17
+    import errno
+
+    import sparsegraph.masks.files as mf
+
+    def full_disk(fh, masks, meta):
+        fh.write(b"\x10" * 4096)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(mf, "_write_safetensors", full_disk)
+    target = tmp_path / "m.safetensors"
+    code, _, err = cli(capsys, *GEN, "-o", target)
+    one_line_error(code, err, "m.safetensors", "No space left on device", "Errno 28")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where, words", [
+    ("missing/plot.png", ["--plot", "does not exist"]),
+    ("DIR", ["--plot", "names a directory"]),
+    ("DIR/", ["--plot", "names a directory"]),
+    ("LOCKED/plot.png", ["--plot", "cannot write in directory"]),
+])
+@pytest.mark.parametrize("command", [("audit", "lenet300"),
+                                     ("quotas", "lenet300", "--density", "0.1")])
+def test_plot_paths_are_checked_before_computing(tmp_path, capsys, monkeypatch, no_compute,
+                                                 where, words, command):  # 17
+    (tmp_path / "DIR").mkdir()
+    locked = tmp_path / "LOCKED"
+    locked.mkdir()
+    _unwritable(monkeypatch, locked)
+    try:
+        code, _, err = cli(capsys, *command, "--plot", str(tmp_path / where))
+        one_line_error(code, err, *words)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_plot_without_matplotlib_is_one_line(capsys, monkeypatch, no_compute):  # 14
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    for command in (("audit", "lenet300"), ("quotas", "lenet300", "--density", "0.1")):
+        code, _, err = cli(capsys, *command, "--plot", "x.png")
+        one_line_error(code, err, "--plot", "matplotlib", "pip install 'sparsegraph-pai[plot]'")
+
+
+def test_generate_into_an_existing_directory_needs_open_lth(tmp_path, capsys, lenet):  # 21
+    target = tmp_path / "run"
+    target.mkdir()
+    code, _, err = cli(capsys, *GEN, "-o", target)
+    one_line_error(code, err, "directory", "--format open_lth")
+    assert list(target.iterdir()) == []
+    code, out, err = cli(capsys, *GEN, "-o", target, "--format", "open_lth")
+    assert code == 0, err
+    assert sorted(p.name for p in target.iterdir()) == ["mask.pth", "sparsity_report.json"]
+    assert sum(int(m.sum()) for m in load_masks(target, net=lenet).values()) == 13_310
+    code, _, err = cli(capsys, *GEN, "-o", target, "--format", "open_lth")
+    one_line_error(code, err, "mask.pth", "exists", "--force")
+    with pytest.raises(MaskFileError, match="format='open_lth'"):
+        save_masks(target, _canonical_masks(lenet))  # the library makes the same choice
+
+
+def test_trailing_slash_never_makes_a_file(tmp_path, capsys, monkeypatch, lenet):  # 23
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(capsys, *GEN, "-o", "newdir/")
+    one_line_error(code, err, "newdir/", "directory")
+    assert not Path("newdir").exists()
+    with pytest.raises(MaskFileError, match="directory"):
+        save_masks("newdir/", _canonical_masks(lenet))
+    assert not Path("newdir").exists()
+    code, _, err = cli(capsys, *GEN, "-o", "newdir/", "--format", "open_lth")
+    assert code == 0, err
+    assert (tmp_path / "newdir").is_dir() and (tmp_path / "newdir" / "mask.pth").is_file()
+
+
+USER_MODELS = '''
+import sys
+import torch
+from torch import nn
+
+
+class Two(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(8, 4), nn.Linear(3, 4), nn.Linear(4, 2)
+
+    def forward(self, x, y):
+        return self.c(self.a(x) + self.b(y))
+
+
+class Quits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 2)
+
+    def forward(self, x):
+        sys.exit(0)
+
+
+def two():
+    return Two()
+
+
+def exits():
+    sys.exit(0)
+
+
+def quits():
+    return Quits()
+'''
+
+
+@pytest.fixture
+def user_models(tmp_path):
+    path = tmp_path / "user_models.py"
+    path.write_text(USER_MODELS)
+    return path
+
+
+def test_factory_that_exits_is_an_error(tmp_path, capsys, user_models):  # 23
+    code, _, err = cli(capsys, *GEN[:1], f"{user_models}:exits", *GEN[2:], "--input-shape",
+                       "1,8", "-o", tmp_path / "m.safetensors")
+    one_line_error(code, err, "exits", "sys.exit(0)")
+    code, _, err = cli(capsys, *GEN[:1], f"{user_models}:quits", *GEN[2:], "--input-shape",
+                       "1,8", "-o", tmp_path / "m.safetensors")
+    one_line_error(code, err, "sys.exit(0)")
+    assert not (tmp_path / "m.safetensors").exists()
+    with pytest.raises(ModelSpecError, match="sys.exit"):
+        from sparsegraph.pytorch.models import resolve_model
+
+        resolve_model(f"{user_models}:exits", (1, 8))
+
+
+def test_two_input_model_says_how_to_give_both(tmp_path, capsys, user_models):  # 20
+    spec = f"{user_models}:two"
+    code, _, err = cli(capsys, "audit", spec, "--input-shape", "1,8")
+    one_line_error(code, err, "takes 2 inputs (x, y)", "1 input shape was given",
+                   "--input-shape 1,3,32,32 --input-shape 1,10")
+    code, out, err = cli(capsys, "audit", spec, "--input-shape", "1,8", "--input-shape", "1,3",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["network"]["params"] == 8 * 4 + 3 * 4 + 4 * 2
+    code, _, err = cli(capsys, "audit", spec, "--input-shape", "1,8", "--input-shape", "1,3",
+                       "--input-shape", "1,3")
+    one_line_error(code, err, "takes 2 inputs", "3 input shapes were given")
+
+
+@pytest.mark.parametrize("shape, words", [
+    ("1,3,100000,100000", ["30,000,000,000 elements", "134,217,728"]),
+    ("1," + "9" * 20, ["more than 12 digits"]),
+    ("1,784;1," + "4" * 10, ["elements"]),
+    ("1,0", ["positive integers"]),
+])
+def test_example_input_size_is_bounded(capsys, shape, words):  # 13
+    argv = ["audit", "lenet300"]
+    for part in shape.split(";"):
+        argv += ["--input-shape", part]
+    code, _, err = cli(capsys, *argv)
+    one_line_error(code, err, *words)
+    from sparsegraph.pytorch.models import MAX_INPUT_ELEMENTS, resolve_model
+
+    with pytest.raises(ModelSpecError, match="elements"):
+        resolve_model("lenet300", (1, MAX_INPUT_ELEMENTS + 1))
+
+
+def test_huge_density_grid_is_refused_at_once(capsys):  # 5
+    import time
+
+    t = time.perf_counter()
+    code, _, err = cli(capsys, "compare", "lenet300", "--densities", "0.1:0.0001:100000000",
+                       "--workers", "0")
+    one_line_error(code, err, "at most 1000 points", "100,000,000")
+    assert time.perf_counter() - t < 30
+    from sparsegraph.sweep.compare import MAX_GRID_POINTS, parse_density_grid
+
+    assert len(parse_density_grid(f"0.1:0.0001:{MAX_GRID_POINTS}")) == MAX_GRID_POINTS
+    import itertools
+
+    with pytest.raises(QuotaError, match="at most"):
+        parse_density_grid(itertools.repeat(0.5))  # an endless iterable is not read forever
+
+
+# --------------------------------------------------------------- 22: interrupted writes
+
+_SIGNAL_PROBE = """
+import os, signal, sys
+import sparsegraph.masks.files as mf
+sig = getattr(signal, sys.argv[2])
+def writer(fh, masks, meta):  # the signal arrives halfway through the write
+    fh.write(b"\\\\0" * 65536)
+    fh.flush()
+    os.kill(os.getpid(), sig)
+    fh.write(b"never")
+mf._write_safetensors = writer
+if sys.argv[3] == "cli":
+    from sparsegraph.cli import main
+    sys.exit(main(["generate", "lenet300", "--scheme", "erk", "--density", "0.05", "-o",
+                   sys.argv[1]]))
+try:
+    mf.save_masks(sys.argv[1], {"fc.weight": [[1, 0], [0, 1]]})
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("sig, how, expect", [("SIGTERM", "cli", -15),
+                                              pytest.param("SIGINT", "cli", 130,
+                                                           marks=pytest.mark.slow),
+                                              ("SIGHUP", "lib", -1), ("SIGTERM", "lib", -15),
+                                              ("SIGINT", "lib", 130)])
+def test_signal_during_generate_leaves_no_temporary(tmp_path, sig, how, expect):  # 22
+    """The process still ends as the signal asks (killed by SIGTERM/SIGHUP; Ctrl-C prints
+    "interrupted", status 130), but the temporary file is gone and no target was made."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGNAL_PROBE, str(out / "m.safetensors"), sig, how],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == expect, proc.stderr
+    assert list(out.iterdir()) == []  # neither the target nor a temporary
+    if how == "cli" and sig == "SIGINT":
+        assert proc.stderr.strip() == "interrupted"
+
+
+def test_stale_temporaries_of_ours_are_swept(tmp_path, small):  # 22
+    import time
+
+    from sparsegraph._atomic import STALE_SECONDS
+
+    old = time.time() - STALE_SECONDS - 60
+    stale = tmp_path / ".m.safetensors.abcd_123.sgtmp"  # left by a SIGKILL'd writer
+    fresh = tmp_path / ".m.safetensors.efgh4567.sgtmp"  # a writer still at work
+    others = [tmp_path / ".m.safetensors.abcd1234.tmp", tmp_path / "notours.sgtmp",
+              tmp_path / ".x.abcd1234.sgtmp.bak"]
+    for p in (stale, fresh, *others):
+        p.write_bytes(b"partial")
+        os.utime(p, (old, old))
+    os.utime(fresh, None)
+    save_masks(tmp_path / "other.npz", _canonical_masks(small))
+    assert not stale.exists() and fresh.exists() and all(p.exists() for p in others)
