@@ -50,7 +50,8 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
     """Any array-like (numpy, torch tensor, nested lists) as a numpy array.
 
     Torch tensors are detached and moved to the CPU; dtypes numpy lacks (bfloat16, float8) are
-    widened to float32 and sparse tensors made dense. ``what`` names the value in errors.
+    widened to float32, quantized tensors dequantized and sparse tensors made dense. ``what``
+    names the value in errors.
 
     Raises
     ------
@@ -68,6 +69,8 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
                 raise MaskError(f"{what}: cannot read a {t.layout} tensor ({exc})") from None
         if t.dtype.is_complex:
             raise MaskError(f"{what}: expected 0/1 values, got dtype {t.dtype}")
+        if t.is_quantized:
+            t = t.dequantize()
         t = t.cpu()
         if str(t.dtype) == "torch.bfloat16" or "float8" in str(t.dtype):
             t = t.float()

@@ -11,8 +11,6 @@ import os
 import struct
 import subprocess
 import sys
-import textwrap
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -665,8 +663,9 @@ def _isolated_env(tmp_path, site, **extra):
 def test_read_only_install_falls_back_to_a_temporary_cache(tmp_path, readonly_install,
                                                            extra):  # 4
     env = _isolated_env(tmp_path, readonly_install, **extra)
-    where = subprocess.run([sys.executable, "-c", "import sparsegraph; print(sparsegraph.__file__)"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    where = subprocess.run(
+        [sys.executable, "-c", "import sparsegraph; print(sparsegraph.__file__)"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert where.stdout.strip().startswith(str(readonly_install)), where.stderr
     proc = subprocess.run([sys.executable, "-m", "sparsegraph", "--help"], capture_output=True,
                           text=True, env=env, cwd=tmp_path, timeout=300)
@@ -1026,3 +1025,243 @@ def test_stale_temporaries_of_ours_are_swept(tmp_path, small):  # 22
     os.utime(fresh, None)
     save_masks(tmp_path / "other.npz", _canonical_masks(small))
     assert not stale.exists() and fresh.exists() and all(p.exists() for p in others)
+
+
+# ------------------------------------------------------------- library arguments (6, 9, ...)
+
+
+def test_audit_effective_is_checked_like_a_mask(small):  # 6
+    masks = _canonical_masks(small, seed=12)
+    eff = sg.effective_masks(small, masks)
+    assert sg.audit(small, masks, effective=eff).to_dict() == sg.audit(small, masks).to_dict()
+    ones = {layer.name: np.ones(layer.shape) for layer in small.layers}
+    nan = {layer.name: np.full(layer.shape, np.nan) for layer in small.layers}
+    for bad, match in [
+        ({}, "no mask for layer '0.weight'"),
+        ({"0.weight": eff["0.weight"]}, "no mask for layer '2.weight'"),
+        (ones, "keeps .* weights that the mask prunes"),
+        (nan, "effective: .*NaN"),
+        ({**eff, "0.weight": np.ones((3, 3))}, r"effective: .*expected shape \[6, 8\]"),
+        ({**eff, "9.weight": np.ones((3, 3))}, "effective: unknown layer '9.weight'"),
+        ([1, 2], "effective must be a mapping"),
+    ]:
+        with pytest.raises(MaskError, match=match):
+            sg.audit(small, masks, effective=bad)
+
+
+def _bn_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("masks, match", [
+    ({"0.weight": np.ones((4, 3)), "1.running_mean": np.ones(4)}, "is a buffer, not a parameter"),
+    ({"0.weight": np.ones((4, 3)), "2.weight": np.ones((3, 3))}, r"shape \[2, 4\]"),
+    ({"0.weight": np.ones((4, 3)), "2.wieght": np.ones((2, 4))}, "no such parameter"),
+    ({"0.weight": np.zeros((4, 3)), "2.weight": np.full((2, 4), 0.5)}, "found 0.5"),
+])
+def test_apply_masks_checks_all_then_touches(masks, match):  # 9
+    model = _bn_model()
+    before = _state(model)
+    for method in ("prune", "parametrize", "inplace"):
+        with pytest.raises(MaskError, match=match):
+            sg.apply_masks(model, masks, method=method, rescale=True)
+        after = _state(model)
+        assert list(after) == list(before)
+        assert all(torch.equal(before[k], after[k]) for k in before)
+        assert not any(hasattr(m, "weight_orig") for m in model.modules())
+
+
+def test_apply_masks_method_clash_is_refused_before_touching():  # 9, a sibling
+    for first, second, match in [("prune", "parametrize", "pruned by torch.nn.utils.prune"),
+                                 ("parametrize", "prune", "is parametrized")]:
+        model = _bn_model()
+        sg.apply_masks(model, {"0.weight": np.ones((4, 3))}, method=first)
+        before = _state(model)
+        with pytest.raises(MaskError, match=match):
+            sg.apply_masks(model, {"2.weight": np.eye(2, 4), "0.weight": np.ones((4, 3))},
+                           method=second)
+        after = _state(model)
+        assert list(after) == list(before) and all(torch.equal(before[k], after[k])
+                                                   for k in before)
+
+
+class _Outputs(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.kind = nn.Linear(4, 8), nn.Linear(8, 3), kind
+
+    def forward(self, x):
+        out = self.b(torch.relu(self.a(x)))
+        if self.kind == "tuple":
+            return out, x
+        if self.kind == "list":
+            return [out, out]
+        if self.kind == "dict":
+            return {"hidden": x, "logits": out}
+        if self.kind == "dict_no_logits":
+            return {"out": out, "hidden": x}
+        return out
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+@pytest.mark.parametrize("kind", ["tuple", "list", "dict", "dict_no_logits"])
+def test_snip_grasp_take_the_logits_of_tuple_and_dict_outputs(method, kind):  # 10
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 4, generator=gen), torch.randint(0, 3, (16,), generator=gen)
+    ref = sg.prune(_Outputs("tensor"), method, density=0.3, example_input=x[:1], data=(x, y))
+    got = sg.prune(_Outputs(kind), method, density=0.3, example_input=x[:1], data=(x, y))
+    assert all(np.array_equal(ref[k], got[k]) for k in ref)
+    # the batches are read once: a generator works as well as a list
+    gen_data = ((x[i:i + 8], y[i:i + 8]) for i in (0, 8))
+    got2 = sg.prune(_Outputs(kind), method, density=0.3, example_input=x[:1], data=gen_data)
+    ref2 = sg.prune(_Outputs("tensor"), method, density=0.3, example_input=x[:1],
+                    data=[(x[:8], y[:8]), (x[8:], y[8:])])
+    assert all(np.array_equal(ref2[k], got2[k]) for k in ref2)
+
+
+def test_snip_with_labels_that_do_not_fit_is_one_error():  # 10
+    from sparsegraph.errors import TraceError
+
+    x = torch.randn(16, 4)
+    with pytest.raises(MaskError, match="data batch 0: cross entropy of logits"):
+        sg.prune(_Outputs("tensor"), "snip", density=0.3, example_input=x[:1],
+                 data=(x, torch.zeros(5, dtype=torch.long)))
+
+    with pytest.raises(TraceError, match="data batch 1: the model failed on the batch: "
+                                         "RuntimeError: mat1 and mat2 shapes"):
+        sg.prune(_Outputs("tensor"), "grasp", density=0.3, example_input=x[:1],
+                 data=[(x, torch.zeros(16, dtype=torch.long)),
+                       (torch.randn(16, 5), torch.zeros(16, dtype=torch.long))])
+
+
+@pytest.mark.filterwarnings("ignore:.*(beta state|deprecated).*:UserWarning")
+@pytest.mark.parametrize("kind", ["float8_e4m3fn", "float8_e5m2", "bfloat16", "sparse_coo",
+                                  "sparse_csr", "quantized"])
+def test_odd_torch_masks_through_every_door(tmp_path, small, kind):  # 15
+    canon = _canonical_masks(small, seed=13, density=0.5)
+
+    def make(v):
+        t = torch.from_numpy(v)
+        if kind.startswith("float8") or kind == "bfloat16":
+            return t.to(getattr(torch, kind))
+        if kind == "sparse_coo":
+            return t.float().to_sparse()
+        if kind == "sparse_csr":
+            return t.float().to_sparse_csr()
+        return torch.quantize_per_tensor(t.float(), 1.0, 0, torch.qint8)
+
+    odd = {k: make(v) for k, v in canon.items()}
+    checked = sg.check_masks(small, odd)
+    assert all(_canonical_bytes(checked[k]) and np.array_equal(checked[k], canon[k])
+               for k in canon)
+    path = save_masks(tmp_path / "m.safetensors", odd, net=small)
+    assert all(np.array_equal(load_masks(path, net=small)[k], canon[k]) for k in canon)
+    m1, m2 = _bn_free_pair()
+    sg.apply_masks(m1, canon)
+    sg.apply_masks(m2, odd)
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
+    assert sg.quotas(small, "from_mask", masks=odd) == sg.quotas(small, "from_mask", masks=canon)
+    assert sg.audit(small, odd).to_dict() == sg.audit(small, canon).to_dict()
+
+
+def _bn_free_pair():
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4))
+    b = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4))
+    b.load_state_dict(a.state_dict())
+    return a, b
+
+
+def test_meta_and_complex_masks_are_refused_everywhere(tmp_path, small):  # 15
+    for make, match in [(lambda v: torch.from_numpy(v).to("meta"), "meta device"),
+                        (lambda v: torch.from_numpy(v).to(torch.complex64), "complex64")]:
+        odd = {k: make(v) for k, v in _canonical_masks(small).items()}
+        for call in (lambda odd=odd: sg.check_masks(small, odd),
+                     lambda odd=odd: save_masks(tmp_path / "m.safetensors", odd, net=small),
+                     lambda odd=odd: sg.apply_masks(_bn_free_pair()[0], odd),
+                     lambda odd=odd: sg.audit(small, odd)):
+            with pytest.raises(MaskError, match=match):
+                call()
+        with pytest.raises(QuotaError, match=match):
+            sg.quotas(small, "from_mask", masks=odd)
+        assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_zero_size_layers_keep_nothing_and_never_divide():  # 16
+    import warnings
+
+    with warnings.catch_warnings():  # torch: "Initializing zero-element tensors is a no-op"
+        warnings.simplefilter("ignore", UserWarning)
+        model = nn.Sequential(nn.Linear(16, 0), nn.ReLU(), nn.Linear(0, 4), nn.ReLU(),
+                              nn.Linear(4, 3))
+    net = sg.trace(model, torch.zeros(1, 16))
+    assert [layer.params for layer in net.layers] == [0, 0, 12]
+    for scheme in ("uniform", "uniform+", "er", "erk", "er_graph", "igq"):
+        q = sg.quotas(net, scheme, density=0.5)
+        assert q["0.weight"] == q["2.weight"] == 1.0 and q["4.weight"] == 0.5, scheme
+        masks = sg.random_masks(net, q, seed=0)
+        assert [int(m.sum()) for m in masks.values()] == [0, 0, 6]
+    q = sg.quotas(net, "from_mask", masks={"4.weight": np.eye(4, 3).T}, density=0.25)
+    assert q["4.weight"] == 0.25
+    from sparsegraph.masks.quotas import quota_counts
+
+    assert quota_counts(net, {"4.weight": 0.5}) == {"0.weight": 0, "2.weight": 0,
+                                                    "4.weight": 6}
+
+
+@pytest.mark.parametrize("call", [
+    lambda p: load_masks(p, net="lenet300"),
+    lambda p: sg.audit("lenet300", {}),
+    lambda p: sg.effective_masks("lenet300", {}),
+    lambda p: sg.spectral("lenet300", {}),
+    lambda p: sg.check_masks("lenet300", {}),
+    lambda p: save_masks(p, {}, net="lenet300"),
+    lambda p: sg.audit(nn.Linear(3, 2), {}),
+], ids=["load_masks", "audit", "effective_masks", "spectral", "check_masks", "save_masks",
+        "audit(module)"])
+def test_a_name_or_module_where_a_network_is_expected(tmp_path, small, call):  # 19
+    path = save_masks(tmp_path / "m.safetensors", _canonical_masks(small))
+    with pytest.raises(ArgumentError, match="expected a Network from sparsegraph.trace") as info:
+        call(path)
+    msg = str(info.value)
+    assert "sg.trace(" in msg
+    if "lenet300" in msg:
+        assert "sg.build_model('lenet300')" in msg
+
+
+def test_layer_spectrum_with_crafted_bytes(small):  # 1, a sibling: the segfault path
+    """``layer_spectrum`` takes one mask directly: it too goes through the door (the kernel
+    that lists a mask's positions sums the bytes of 8-byte words)."""
+    from sparsegraph.metrics.spectral import layer_spectrum
+
+    rng = np.random.default_rng(15)
+    layer = small.layer("0.weight")
+    for _ in range(5):
+        canon = rng.random(layer.shape) < 0.6
+        crafted = _crafted({"m": canon}, seed=int(rng.integers(1 << 30)))["m"]
+        assert layer_spectrum(layer, crafted) == layer_spectrum(layer, canon)
+        assert layer_spectrum(layer, torch.from_numpy(crafted)).kept == int(canon.sum())
+    with pytest.raises(MaskError, match=r"expected shape \[6, 8\]"):
+        layer_spectrum(layer, np.ones((8, 6), bool))
+
+
+def test_open_lth_pair_is_written_together(tmp_path, small, monkeypatch):  # a sibling of 9
+    import sparsegraph.masks.files as mf
+
+    real = mf._atomic_write
+
+    def fail_on_report(path, write, overwrite):
+        if path.name == "sparsity_report.json":
+            raise MaskFileError(f"cannot write {path}: [Errno 28] No space left on device")
+        real(path, write, overwrite)
+
+    monkeypatch.setattr(mf, "_atomic_write", fail_on_report)
+    with pytest.raises(MaskFileError, match="No space"):
+        save_masks(tmp_path / "run", _canonical_masks(small), format="open_lth")
+    assert list(tmp_path.iterdir()) == []  # neither a lone mask.pth nor the new directory

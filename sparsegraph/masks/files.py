@@ -48,6 +48,7 @@ bytes 0 and 1 only. What a file may hold and what is refused is listed in the RE
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -315,10 +316,16 @@ def _write_open_lth(directory: Path, masks: Mapping[str, np.ndarray], overwrite:
         "total": float(sum(v.size for v in masks.values())),
         "unpruned": float(sum(int(np.count_nonzero(v)) for v in masks.values())),
     }
+    existed = mask_path.exists()
     _atomic_write(mask_path, lambda fh: _torch_save(fh, obj), overwrite)
-    _atomic_write(
-        report_path, lambda fh: fh.write(json.dumps(report, indent=4).encode()), overwrite
-    )
+    try:  # the pair is written together: a mask.pth without its report is removed again
+        _atomic_write(
+            report_path, lambda fh: fh.write(json.dumps(report, indent=4).encode()), overwrite
+        )
+    except BaseException:
+        if not existed:
+            mask_path.unlink(missing_ok=True)
+        raise
 
 
 def resolve_format(path: PathLike, fmt: str | None = None) -> str:
@@ -438,11 +445,23 @@ def save_masks(
     canon = _canonical(masks, net)
     if fmt == "open_lth":
         directory = path.parent if path.name == "mask.pth" else path
+        created = False
         if not directory.exists():
             if not directory.parent.is_dir():
                 raise MaskFileError(f"cannot write {_q(directory)}: parent does not exist")
-            directory.mkdir()
-        _write_open_lth(directory, canon, overwrite)
+            try:
+                directory.mkdir()
+            except OSError as exc:
+                raise MaskFileError(f"cannot create {_q(directory)}: {exc.strerror or exc}"
+                                    ) from None
+            created = True
+        try:
+            _write_open_lth(directory, canon, overwrite)
+        except BaseException:
+            if created:  # leave nothing behind: the directory was made for this write
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
         return directory / "mask.pth"
     meta = _build_metadata(canon, net, metadata)
     if fmt == "safetensors":

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import check_masks, select_layers
+from .._args import as_bool_mask, check_masks, select_layers
 from ..errors import MaskError, QuotaError
 from ..graph.network import Layer, Network
 
@@ -406,18 +406,20 @@ def scheme_from_mask(table: LayerTable, budget: int | None, *,
     out = np.ones(len(table))
     for i, layer in enumerate(table.layers):
         if layer.name in masks:
-            arr = np.asarray(_to_numpy(masks[layer.name]))
+            value = masks[layer.name]
+            shape = getattr(value, "shape", None)  # before any conversion
+            if shape is not None and tuple(shape) != layer.shape:
+                raise QuotaError(f"masks[{layer.name!r}]: expected shape {list(layer.shape)}, "
+                                 f"got {list(shape)}")
+            try:  # the one door: any 0/1 array or tensor (float8, sparse, ...), bytes 0/1
+                arr = as_bool_mask(value, layer.name)
+            except MaskError as exc:
+                raise QuotaError(f"from_mask: {exc}") from None
             if arr.shape != layer.shape:
                 raise QuotaError(f"masks[{layer.name!r}]: expected shape {list(layer.shape)}, "
                                  f"got {list(arr.shape)}")
             out[i] = np.count_nonzero(arr) / layer.params
     return out
-
-
-def _to_numpy(value: Any) -> Any:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
-    return value
 
 
 # Names -> scheme functions (table, budget, **options) -> densities. Read by quotas(), the CLI's

@@ -73,7 +73,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
-from .._args import check_masks
+from .._args import as_bool_mask, check_masks
 from ..errors import MaskError
 from ..graph.bipartite import _layer_mask2d, channel_graph, unrolled_graph
 from ..graph.network import Layer, Network, aligned8, word_view
@@ -515,7 +515,13 @@ def layer_spectrum(
     >>> layer_spectrum(layer, np.eye(4, 6, dtype=bool)).reason
     'mean degree below 3 (left 1, right 1): collapsed or near-collapsed layer'
     """
-    m2 = _layer_mask2d(layer, mask)
+    shape = getattr(mask, "shape", None)  # checked before any conversion or copy
+    if shape is not None and tuple(shape) != tuple(layer.shape):
+        raise MaskError(
+            f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(shape)}"
+        )
+    # the one door: the kernels below read the mask as 8-byte words and need bytes 0/1
+    m2 = _layer_mask2d(layer, as_bool_mask(mask, layer.name))
     dim_right, dim_left = m2.shape
     lp, li, deg_r, deg_l = _left_csr(m2)
     edges = int(li.size)

@@ -428,8 +428,9 @@ def prunable_params(model: nn.Module) -> int:
 
 def _load_file_module(path_text: str) -> Any:
     path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise ModelSpecError(f"model file {path_text!r} does not exist")
+    if not path.is_file():  # a FIFO or device would block the import: refused, not opened
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ModelSpecError(f"model file {path_text!r} {what}")
     mod_name = f"_sparsegraph_user_model_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
