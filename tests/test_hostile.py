@@ -686,9 +686,12 @@ def test_writable_cache_gives_no_warning(tmp_path):  # 4: nothing changes where 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c",
-                           "import sparsegraph, os; print(os.environ['NUMBA_CACHE_DIR'])"],
+                           "import sparsegraph, os, sys; print(os.environ['NUMBA_CACHE_DIR'], "
+                           "'numba' in sys.modules)"],
                           capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "cache"), proc.stderr
+    # unchanged, and `import sparsegraph` itself still does not import numba
+    assert proc.returncode == 0 and proc.stdout.split() == [str(tmp_path / "cache"), "False"], (
+        proc.stderr)
 
 
 def test_kernel_cache_fallback_refuses_a_directory_others_can_write(tmp_path, monkeypatch):  # 4
@@ -1265,3 +1268,49 @@ def test_open_lth_pair_is_written_together(tmp_path, small, monkeypatch):  # a s
     with pytest.raises(MaskFileError, match="No space"):
         save_masks(tmp_path / "run", _canonical_masks(small), format="open_lth")
     assert list(tmp_path.iterdir()) == []  # neither a lone mask.pth nor the new directory
+
+
+def test_loaded_torch_masks_do_not_map_the_file(tmp_path, small):  # a sibling of 2
+    masks = _canonical_masks(small, seed=16)
+    path = save_masks(tmp_path / "m.pt", masks)
+    back = load_masks(path)
+    path.write_bytes(b"")  # truncated in place: a view of the old mapping would fault
+    assert all(v.flags.owndata and np.array_equal(v, masks[k]) for k, v in back.items())
+
+
+def _cli_hostile_files(d, lenet):
+    d = Path(d)
+    masks = _canonical_masks(lenet, seed=17)
+    tensors = {k: ("BOOL", m.shape, m.astype(np.uint8).tobytes()) for k, m in masks.items()}
+    out = {}
+    out["deep metadata"] = d / "deep.safetensors"
+    out["deep metadata"].write_bytes(_safetensors_bytes(tensors, {"sparsegraph": DEEP}))
+    out["layer_shapes [1, 2]"] = d / "ls.safetensors"
+    out["layer_shapes [1, 2]"].write_bytes(_safetensors_bytes(
+        tensors, {"sparsegraph": json.dumps({"layer_shapes": [1, 2], "fingerprint": "x"})}))
+    out["layer_shapes [null]"] = d / "null.npz"
+    np.savez(out["layer_shapes [null]"], **masks,
+             __metadata__=np.frombuffer(b'{"layer_shapes": [null]}', dtype=np.uint8))
+    save_masks(d / "lth", masks, format="open_lth")
+    (d / "lth" / "sparsity_report.json").write_text(
+        '{"total": ' + "9" * 300 + ', "unpruned": 1}')
+    out["open_lth 300 digits"] = d / "lth"
+    out["torch named safetensors"] = d / "t.safetensors"
+    torch.save({k: torch.from_numpy(v) for k, v in masks.items()}, out["torch named safetensors"])
+    out.update({k: v for k, v in hostile_files(d).items() if k in ("stride0_50k",
+                                                                   "deflate_bomb_4e9")})
+    if hasattr(os, "mkfifo"):
+        out["named pipe"] = d / "pipe.safetensors"
+        os.mkfifo(out["named pipe"])
+    return out
+
+
+def test_hostile_files_on_the_command_line(tmp_path, capsys, lenet):  # 2, 3, 5, 8, 11, 18
+    expected = {"deep metadata": "nested", "layer_shapes [1, 2]": "layer_shapes",
+                "layer_shapes [null]": "layer_shapes", "open_lth 300 digits": "300 digits",
+                "torch named safetensors": "is a torch file", "stride0_50k": "shape differs",
+                "deflate_bomb_4e9": "shape differs", "named pipe": "not a regular file"}
+    for label, path in _cli_hostile_files(tmp_path, lenet).items():
+        for command in ("audit", "spectral"):
+            code, _, err = cli(capsys, command, "lenet300", path)
+            one_line_error(code, err, expected[label], path.name)

@@ -52,6 +52,7 @@ class Entry:
     dtype: str
     shape: tuple[int, ...]
     load: Callable[[], Any]
+    mapped: bool = False  # the values live in a memory map of the file: copy them out
 
 
 @dataclass
@@ -341,8 +342,8 @@ def _torch_contents(path: Path, mmap: bool) -> Contents:
                 f"{where}: entry {key!r} is a {type(value).__name__}, not a tensor; expected "
                 "{parameter name: 0/1 tensor}"
             )
-        entries.append(Entry(key, str(value.dtype),
-                             tuple(int(s) for s in value.shape), lambda v=value: v))
+        entries.append(Entry(key, str(value.dtype), tuple(int(s) for s in value.shape),
+                             lambda v=value: v, mapped=mmap))
     return Contents(fmt, entries, meta)
 
 

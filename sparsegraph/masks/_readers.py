@@ -82,6 +82,8 @@ def _materialise(entry: Entry, name: str, path: Path) -> np.ndarray:
         raise MaskFileError(
             f"mask file {q(path)}: cannot read entry {entry.key!r} ({one_line(exc)})"
         ) from None
+    if entry.mapped and not arr.flags.owndata:  # never hand out a view of the mapped file
+        arr = arr.copy()
     if arr.shape != entry.shape:  # pragma: no cover - the readers keep the declared shape
         raise MaskFileError(f"mask file {q(path)}: entry {entry.key!r} does not have its "
                             f"declared shape {list(entry.shape)}")
