@@ -26,7 +26,7 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,19 @@ class Entry:
 
 @dataclass
 class Contents:
-    """What a header declares: the format, the tensor entries and the metadata."""
+    """What a header declares: the format, the tensor entries and the metadata. The entries
+    read through file handles held here: :meth:`close` releases them."""
 
     fmt: str
     entries: list[Entry]
     meta: dict[str, Any]
+    handles: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Close the file handles the entries read through."""
+        for handle in self.handles:
+            handle.close()
+        self.handles.clear()
 
 
 def _read_exact(fh: Any, nbytes: int, what: str) -> np.ndarray:
@@ -147,6 +155,7 @@ def _safetensors_contents(path: Path, size: int, header_len: int, header: dict) 
         meta = dict(meta_raw)
     spans = []
     entries = []
+    handles: list[Any] = []
     for key, info in header.items():
         if not (isinstance(info, dict) and set(info) == {"dtype", "shape", "data_offsets"}):
             raise MaskFileError(f"{where}: entry {key!r} is not a tensor description "
@@ -173,10 +182,11 @@ def _safetensors_contents(path: Path, size: int, header_len: int, header: dict) 
 
         def load(start: int = start, nbytes: int = nbytes, dtype: str = dtype,
                  shape: tuple[int, ...] = tuple(shape), key: str = key) -> np.ndarray:
-            with open(path, "rb") as fh:
-                fh.seek(start)
-                raw = _read_exact(fh, nbytes, f"{where}: entry {key!r}")
-            return _decode(raw, dtype, shape)
+            if not handles:
+                handles.append(open(path, "rb"))  # noqa: SIM115 - closed by Contents.close
+            handles[0].seek(start)
+            return _decode(_read_exact(handles[0], nbytes, f"{where}: entry {key!r}"), dtype,
+                           shape)
 
         entries.append(Entry(key, dtype, tuple(shape), load))
     spans.sort()
@@ -188,7 +198,7 @@ def _safetensors_contents(path: Path, size: int, header_len: int, header: dict) 
         cursor = end
     if cursor != buffer:
         raise MaskFileError(f"{where}: the tensors cover {cursor:,} of {buffer:,} data bytes")
-    return Contents("safetensors", entries, meta)
+    return Contents("safetensors", entries, meta, handles)
 
 
 # --------------------------------------------------------------------------------------- npz
@@ -248,7 +258,7 @@ def _npz_contents(path: Path, zf: zipfile.ZipFile) -> Contents:
         def load(info: zipfile.ZipInfo = info, offset: int = offset, nbytes: int = nbytes,
                  shape: tuple[int, ...] = shape, fortran: bool = fortran,
                  dtype: np.dtype = dtype, member: str = member) -> np.ndarray:
-            with _zip_errors(member), zipfile.ZipFile(path) as z, z.open(info) as fh:
+            with _zip_errors(member), zf.open(info) as fh:
                 fh.read(offset)
                 raw = _read_exact(fh, nbytes, member)
                 if fh.read(1):  # reaching the end also checks the member's CRC
@@ -263,7 +273,7 @@ def _npz_contents(path: Path, zf: zipfile.ZipFile) -> Contents:
             meta = parse_json(load(), f"{where}: metadata")
             continue
         entries.append(Entry(key, str(dtype), tuple(shape), load))
-    return Contents("npz", entries, meta)
+    return Contents("npz", entries, meta, [zf])
 
 
 # ------------------------------------------------------------------------------------- torch
@@ -388,7 +398,8 @@ def contents_of(path: Path, size: int) -> Contents:
         return _safetensors_contents(path, size, *parsed)
     zf = _open_zip(path)
     if zf is not None:
-        with zf:
+        with contextlib.ExitStack() as stack:
+            stack.callback(zf.close)
             kind = _zip_kind(zf)
             if expected == "safetensors" or (kind and expected and kind != expected):
                 what = {"torch": "a torch file", "npz": "an .npz archive"}.get(kind or "",
@@ -400,7 +411,9 @@ def contents_of(path: Path, size: int) -> Contents:
                     f"mask file {q(path)}: a zip archive that is neither .npz nor torch"
                 )
             if kind == "npz":
-                return _npz_contents(path, zf)
+                contents = _npz_contents(path, zf)
+                stack.pop_all()  # the entries read through it: Contents.close closes it
+                return contents
             _check_torch_zip(path, zf)
         return _torch_contents(path, mmap=True)
     if _is_pickle(path) and expected in (None, "torch"):

@@ -138,6 +138,15 @@ def read_file(path: Path, *, net: Any = None, max_elements: int | None = None,
     if size == 0:
         raise MaskFileError(f"mask file {q(path)} is empty")
     contents = contents_of(path, size)
+    try:
+        return _read_contents(contents, path, net, max_elements, tensors, open_lth)
+    finally:
+        contents.close()
+
+
+def _read_contents(contents: Any, path: Path, net: Any, max_elements: int | None,
+                   tensors: bool, open_lth: bool) -> tuple[str, dict[str, np.ndarray],
+                                                          dict[str, Any]]:
     meta = check_meta(contents.meta, path)
     fmt = contents.fmt
     if fmt == "torch" and (open_lth or path.name == "mask.pth"):
