@@ -729,13 +729,12 @@ def one_line_error(code, err, *words):
 @pytest.fixture
 def no_compute(monkeypatch):
     """Fail the test if a command starts building or tracing the model."""
-    import importlib
+    from sparsegraph.cli import build_parser
 
     def boom(*args, **kwargs):
         raise AssertionError("the command started computing before checking its outputs")
 
-    for mod in ("common", "generate", "audit", "quotas"):  # imported before patching
-        importlib.import_module(f"sparsegraph.cli.{mod}")
+    build_parser()  # every sub-command module imported (and bound to the real one) first
     monkeypatch.setattr("sparsegraph.cli.common.load_network", boom)
     for mod in ("generate", "audit", "quotas"):
         monkeypatch.setattr(f"sparsegraph.cli.{mod}.load_network", boom)
