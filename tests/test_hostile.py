@@ -1313,3 +1313,31 @@ def test_hostile_files_on_the_command_line(tmp_path, capsys, lenet):  # 2, 3, 5,
         for command in ("audit", "spectral"):
             code, _, err = cli(capsys, command, "lenet300", path)
             one_line_error(code, err, expected[label], path.name)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "torch"])
+def test_zip_needing_a_newer_version_is_a_mask_file_error(tmp_path, valid_files, small, fmt):
+    """Found by the thorough fuzz profile: zipfile raises NotImplementedError for an archive
+    whose central directory asks for extract version 6.4."""
+    name, raw = valid_files[fmt]
+    data = bytearray(raw)
+    at = data.index(b"PK\x01\x02")
+    data[at + 6: at + 8] = struct.pack("<H", 64)
+    (tmp_path / name).write_bytes(bytes(data))
+    with pytest.raises(MaskFileError, match="corrupt or truncated zip archive"):
+        load_masks(tmp_path / name, net=small)
+
+
+def test_stored_names_with_control_characters_stay_on_one_line(tmp_path, small, capsys):
+    """Found by the thorough fuzz profile: a key holding a newline broke the one-line rule."""
+    torch.save({"0.weight": torch.ones(6, 8), "evil\n.weight": torch.ones(2, 2)},
+               tmp_path / "m.pt")
+    with pytest.raises(MaskFileError) as info:
+        load_masks(tmp_path / "m.pt", net=small)
+    assert "\n" not in str(info.value) and "'evil\\n.weight'" in str(info.value)
+    net_path = tmp_path / "net.py"
+    net_path.write_text("import torch.nn as nn\ndef make():\n    return nn.Sequential("
+                        "nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 4))\n")
+    code, _, err = cli(capsys, "audit", f"{net_path}:make", tmp_path / "m.pt",
+                       "--input-shape", "1,8")
+    one_line_error(code, err, "not in the network")

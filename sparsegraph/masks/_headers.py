@@ -225,7 +225,7 @@ def _zip_errors(where: str) -> Iterator[None]:
     except SparseGraphError:
         raise
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError,
-            NotImplementedError, struct.error) as exc:
+            NotImplementedError, struct.error, OverflowError, IndexError, KeyError) as exc:
         raise MaskFileError(f"{where}: corrupt or truncated ({one_line(exc)})") from None
 
 
@@ -376,7 +376,7 @@ def _open_zip(path: Path) -> zipfile.ZipFile | None:
         return None
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a corrupt directory makes zipfile raise anything
         raise MaskFileError(
             f"mask file {q(path)} is a corrupt or truncated zip archive ({one_line(exc)})"
         ) from None

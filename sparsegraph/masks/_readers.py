@@ -26,18 +26,23 @@ from ._limits import MAX_ELEMENTS, MAX_REPORT_BYTES, check_meta, one_line, parse
 __all__ = ["read_file"]
 
 
+def _show(name: str) -> str:
+    """A stored name for a one-line message: as is when printable, else its repr."""
+    return name if name.isprintable() else repr(name)
+
+
 def _layer_diff(stored: list[tuple[str, tuple]], net: Any) -> str:
     have = dict(stored)
     want = {layer.name: tuple(layer.shape) for layer in net.layers}
     parts = []
     missing = [n for n in want if n not in have]
     extra = [n for n in have if n not in want]
-    shaped = [f"{n} (file {list(have[n])}, network {list(want[n])})"
+    shaped = [f"{_show(n)} (file {list(have[n])}, network {list(want[n])})"
               for n in want if n in have and tuple(have[n]) != want[n]]
     if missing:
-        parts.append(f"missing from the file: {', '.join(missing)}")
+        parts.append(f"missing from the file: {', '.join(map(_show, missing))}")
     if extra:
-        parts.append(f"not in the network: {', '.join(extra)}")
+        parts.append(f"not in the network: {', '.join(map(_show, extra))}")
     if shaped:
         parts.append(f"shape differs: {', '.join(shaped)}")
     if not parts and [n for n, _ in stored] != list(want):
@@ -62,12 +67,12 @@ def _check_declared(net: Any, declared: list[tuple[str, tuple]], meta: Mapping,
         )
     want = {layer.name: tuple(layer.shape) for layer in net.layers}
     extra = [n for n, _ in declared if n not in want]
-    shaped = [f"{n} (file {list(s)}, network {list(want[n])})"
+    shaped = [f"{_show(n)} (file {list(s)}, network {list(want[n])})"
               for n, s in declared if n in want and s != want[n]]
     if extra or shaped:
         parts = []
         if extra:
-            parts.append(f"not in the network: {', '.join(extra)}")
+            parts.append(f"not in the network: {', '.join(map(_show, extra))}")
         if shaped:
             parts.append(f"shape differs: {', '.join(shaped)}")
         raise MaskFileError(f"mask file {q(path)} does not fit {net.name!r}: {'; '.join(parts)}")
