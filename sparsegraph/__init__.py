@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._numba_cache import ensure_kernel_cache as _ensure_kernel_cache
 from .errors import (
     ArgumentError,
     LayerCollapseWarning,
@@ -34,6 +35,10 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+# numba needs a writable cache directory before the first @njit(cache=True) runs (at the import
+# of a kernel module); on a read-only install fall back to a private temporary one.
+_ensure_kernel_cache()
 
 # public name -> module that defines it
 _LAZY = {

@@ -25,11 +25,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "as_bool_mask",
-    "as_network",
     "check_choice",
     "check_count",
     "check_density",
     "check_masks",
+    "check_network",
     "check_seed",
     "dense_layers",
     "select_layers",
@@ -50,7 +50,8 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
     """Any array-like (numpy, torch tensor, nested lists) as a numpy array.
 
     Torch tensors are detached and moved to the CPU; dtypes numpy lacks (bfloat16, float8) are
-    widened to float32 and sparse tensors made dense. ``what`` names the value in errors.
+    widened to float32, quantized tensors dequantized and sparse tensors made dense. ``what``
+    names the value in errors.
 
     Raises
     ------
@@ -68,6 +69,8 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
                 raise MaskError(f"{what}: cannot read a {t.layout} tensor ({exc})") from None
         if t.dtype.is_complex:
             raise MaskError(f"{what}: expected 0/1 values, got dtype {t.dtype}")
+        if t.is_quantized:
+            t = t.dequantize()
         t = t.cpu()
         if str(t.dtype) == "torch.bfloat16" or "float8" in str(t.dtype):
             t = t.float()
@@ -132,6 +135,42 @@ def as_bool_mask(value: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr != 0)
 
 
+def check_network(net: Any, what: str = "net") -> Network:
+    """``net`` when it is a :class:`~sparsegraph.Network`.
+
+    A model name or an ``nn.Module`` is not resolved here: the network depends on the example
+    input (spatial sizes decide which convolution taps are effective), so the caller says it
+    explicitly with :func:`sparsegraph.trace`.
+
+    Raises
+    ------
+    ArgumentError
+        For anything else, saying how to build one.
+
+    Examples
+    --------
+    >>> check_network("lenet300")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.ArgumentError: net: expected a Network from sparsegraph.trace(...), got ...
+    """
+    from .graph.network import Network
+
+    if isinstance(net, Network):
+        return net
+    if isinstance(net, str):
+        how = (f"for a model name build and trace it: net = sg.trace(*sg.build_model({net!r})) "
+               "(or sparsegraph.pytorch.models.resolve_model for path/to/file.py:factory)")
+    elif hasattr(net, "named_parameters"):
+        how = "trace the module first: net = sg.trace(model, example_input)"
+    else:
+        how = "build it with net = sg.trace(model, example_input)"
+    raise ArgumentError(
+        f"{what}: expected a Network from sparsegraph.trace(...), got "
+        f"{type(net).__name__} {str(net)[:40]!r}; {how}"
+    )
+
+
 def check_masks(
     net: Network, masks: Mapping[str, Any], *, fill_missing: bool = True, what: str = "masks"
 ) -> dict[str, np.ndarray]:
@@ -163,6 +202,8 @@ def check_masks(
     MaskError
         For a value that is not a mapping, an unknown key (with the closest layer names), a
         wrong shape, NaN, infinity or values other than 0 and 1.
+    ArgumentError
+        If ``net`` is not a Network (:func:`check_network`).
 
     Examples
     --------
@@ -181,6 +222,7 @@ def check_masks(
     ...
     sparsegraph.errors.MaskError: unknown layer 'fc.wieght'; did you mean 'fc.weight'?
     """
+    check_network(net)
     if not isinstance(masks, Mapping):
         raise MaskError(
             f"{what} must be a mapping of layer name to array, got {type(masks).__name__}"
@@ -328,33 +370,3 @@ def select_layers(net: Network, patterns: Iterable[str] | str | None, *, what: s
             )
         chosen.update(hits)
     return [n for n in names if n in chosen]
-
-
-# ------------------------------------------------------------------------------------ network
-
-
-def as_network(value: Any, what: str = "net") -> Network:
-    """A :class:`~sparsegraph.graph.network.Network`, or a MODEL name (a built-in such as
-    ``"resnet20"``, or ``module:factory``) traced on its default input.
-
-    Raises
-    ------
-    ArgumentError
-        For anything else.
-    ModelSpecError, TraceError
-        If a MODEL name cannot be built or traced.
-    """
-    from .graph.network import Network
-
-    if isinstance(value, Network):
-        return value
-    if isinstance(value, str):
-        from .graph.trace import trace
-        from .pytorch.models import resolve_model
-
-        model, example = resolve_model(value, None)
-        return trace(model, example, name=value)
-    raise ArgumentError(
-        f"{what}: expected a Network from sparsegraph.trace (or a MODEL name such as "
-        f"'resnet20'), got {type(value).__name__}"
-    )

@@ -83,9 +83,12 @@ def test_round_trip_with_net_and_inferred_format(tmp_path, net, fmt):
     given_masks = {"0.weight": torch.from_numpy(masks["0.weight"]).float(),
                    "2.weight": masks["2.weight"].astype(np.uint8)}
     target = tmp_path / NAMES[fmt]
-    inferred = fmt in ("safetensors", "npz", "torch", "open_lth")
-    if fmt == "open_lth":
+    inferred = fmt in ("safetensors", "npz", "torch")
+    if fmt == "open_lth":  # an existing directory is written to only when asked for explicitly
         target.mkdir()
+        with pytest.raises(MaskFileError, match="open_lth"):
+            save_masks(target, given_masks, net=net)
+        assert list(target.iterdir()) == []
     path = save_masks(target, given_masks, net=net, format=None if inferred else fmt)
     back = load_masks(path, net=net)
     assert _same(masks, back)

@@ -46,12 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SparseGraphError as exc:
-        print(f"sparsegraph {args.command}: error: {exc}", file=sys.stderr)
+    except SparseGraphError as exc:  # one line, whatever a file or name put in the message
+        message = " ".join(str(exc).splitlines())
+        print(f"sparsegraph {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:  # sub-commands return their status: this came from user code
+        print(f"sparsegraph {args.command}: error: sys.exit({exc.code!r}) was called while "
+              "running the command (by the model's code?); it did not finish", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_args, console, load_network, print_json
+from .common import add_model_args, check_plot, console, load_network, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..metrics.audit import audit
 
+    check_plot(args.plot)
     _, _, net = load_network(args)
     if args.masks is None:
         masks = {}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_model_args, load_network, print_json
+from .common import add_model_args, check_mask_output, load_network, print_json
 from .quotas import add_quota_args, quota_options
 
 
 def register(subparsers: Any) -> None:
     """Add the ``generate`` sub-command."""
+    from ..masks.files import FORMATS
     from ..masks.quotas import QUOTA_SCHEMES
     from ..masks.sampling import GRANULARITIES, STRUCTURES
 
@@ -38,7 +39,11 @@ def register(subparsers: Any) -> None:
                         "Kempe's low-cost extension: nested masks, bisection on the direct count)")
     add_quota_args(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="mask file to write (.safetensors, .npz, .pt)")
+                        help="mask file to write (.safetensors, .npz, .pt); a directory only "
+                        "with --format open_lth")
+    parser.add_argument("--format", choices=FORMATS, default=None,
+                        help="file format (default: from the suffix); open_lth writes mask.pth "
+                        "and sparsity_report.json into the directory -o (created if needed)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
@@ -52,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..masks.sampling import random_masks
 
     density = _check_density(args.density, "--density")
+    check_mask_output(args)
     _, _, net = load_network(args)
     opts = quota_options(args, args.scheme)
     masks = random_masks(net, args.scheme, density=density, seed=args.seed,
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         summary["effective"] = info.effective
         summary["effective_density"] = info.effective_density
         summary["target_effective_density"] = density
-    path = save_masks(args.output, masks, net=net, metadata=metadata, overwrite=args.force)
+    path = save_masks(args.output, masks, net=net, metadata=metadata, overwrite=args.force,
+                      format=args.format)
     summary["output"] = str(path)
     if args.json:
         print_json(summary)

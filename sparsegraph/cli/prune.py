@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_args, parse_shape, split_list
+from .common import add_model_args, check_mask_output, parse_shape, split_list
 
 DATA_FREE = ("random", "magnitude", "synflow", "lamp")
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pytorch.models import MODELS, build_model, resolve_model
     from ..pytorch.pruners import prune
 
+    check_mask_output(args)
     if args.model in MODELS and args.input_shape is None:
         model, example = build_model(args.model, seed=args.seed)
     else:

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._args import select_layers
 from ..errors import MaskError, QuotaError
-from .common import add_model_args, console, load_network, print_json, split_list
+from .common import add_model_args, check_plot, console, load_network, print_json, split_list
 
 DEFAULT_SCHEMES = ("uniform", "uniform+", "er", "erk", "er_graph", "igq")
 
@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if s == "from_mask":
             raise QuotaError("--scheme from_mask needs a mask; use the Python API "
                              "sg.quotas(net, 'from_mask', masks=...)")
+    check_plot(args.plot)
     _, _, net = load_network(args)
     data = quota_table(net, schemes, density, args)
     if args.plot:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._args import as_bool_mask
 from ..errors import MaskError
 from .network import Layer
 
@@ -22,16 +23,18 @@ __all__ = ["channel_graph", "unrolled_graph"]
 
 
 def _layer_mask2d(layer: Layer, mask: Any) -> np.ndarray:
-    arr = np.asarray(mask)
+    """The mask through the argument door, as the unrolled ``(out_channels, fan_in)`` matrix."""
+    shape = getattr(mask, "shape", None)
+    if shape is not None and tuple(shape) != layer.shape:
+        raise MaskError(
+            f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(shape)}"
+        )
+    arr = as_bool_mask(mask, layer.name)
     if arr.shape != layer.shape:
         raise MaskError(
             f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(arr.shape)}"
         )
-    if arr.dtype != np.bool_:
-        if arr.dtype.kind not in "biuf" or ((arr != 0) & (arr != 1)).any():
-            raise MaskError(f"mask {layer.name!r}: expected 0/1 values")
-        arr = arr != 0
-    return arr.reshape(layer.out_channels, -1)
+    return layer.as_matrix(arr)
 
 
 def unrolled_graph(layer: Layer, mask: Any, *, dtype: Any = np.float64) -> sp.csr_array:

@@ -1,7 +1,8 @@
 """Mask files: save and load masks safely, in sparsegraph's format and the ones users already have.
 
-Formats (``format=`` of :func:`save_masks`; :func:`load_masks` recognises each by its content,
-not by its name):
+Formats (``format=`` of :func:`save_masks`; :func:`load_masks` decides from the suffix and a
+full parse of the header, never from one byte: a ``.safetensors``, ``.npz`` or ``.pt``/``.pth``
+file must hold that format, any other name is recognised by parsing):
 
 ``"safetensors"`` (the default; ``.safetensors`` or no suffix)
     One ``bool`` tensor per prunable weight, keyed by its parameter name, and the metadata as
@@ -37,17 +38,20 @@ on reading, as are the ``_mask`` suffix of ``torch.nn.utils.prune`` buffers and 
 ``parametrizations.<p>.<i>.mask`` path of parametrized weights. Writes are atomic: a temporary
 file in the target directory, flushed and fsynced, then renamed over the target, so an
 interrupted save leaves no partial file; an existing file is kept unless ``overwrite=True``.
+
+Reading is header first (:mod:`._readers`): names, dtypes, shapes and byte ranges are checked
+against the file and against the model (``net=``) or a documented maximum before any tensor
+data is read or decompressed, within the limits of :mod:`._limits`; values come back with
+bytes 0 and 1 only. What a file may hold and what is refused is listed in the README's
+"Mask files" section.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
-import re
-import struct
-import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,15 +59,23 @@ from typing import IO, Any
 
 import numpy as np
 
-from .._args import as_bool_mask, check_masks
+from .._args import as_bool_mask, check_masks, check_network
+from .._atomic import atomic_write
 from ..errors import MaskError, MaskFileError
 from ..graph.network import Network
+from ._headers import META_KEY, ST_META_KEY
+from ._keys import collect, normalize_key, prune_tensors, sparsifier_tensors
+from ._limits import MAX_ELEMENTS, q
+from ._readers import read_file
 
 __all__ = [
     "FORMATS",
+    "MAX_ELEMENTS",
+    "normalize_key",
     "save_masks",
     "load_masks",
     "read_metadata",
+    "resolve_format",
     "from_prune_state_dict",
     "to_prune_state_dict",
     "from_sparsifier_state",
@@ -74,55 +86,18 @@ FORMATS = ("safetensors", "npz", "torch", "torch_prune", "open_lth", "ao_sparsif
 
 FORMAT_TAG = "sparsegraph.masks"
 FORMAT_VERSION = 1
-_META_KEY = "__metadata__"  # npz / torch entry holding the metadata JSON
-_ST_META_KEY = "sparsegraph"  # safetensors header metadata key holding the metadata JSON
 _SUFFIX_FORMAT = {".safetensors": "safetensors", "": "safetensors", ".npz": "npz",
                   ".pt": "torch", ".pth": "torch"}
-_PREFIXES = ("module.", "_orig_mod.")
-_PARAMETRIZED = re.compile(r"^(?P<module>(?:.*\.)?)parametrizations\.(?P<param>[^.]+)\.\d+\.mask$")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 PathLike = str | os.PathLike
 
 
-def _q(path: Any) -> str:
-    return repr(str(path))
+_q = q
 
 
-# --------------------------------------------------------------------------------------- keys
-
-
-def normalize_key(key: str) -> str:
-    """The parameter name a stored mask key refers to.
-
-    Strips leading ``module.`` / ``_orig_mod.`` prefixes (repeatedly), maps a
-    ``torch.nn.utils.prune`` buffer ``<module>.<p>_mask`` and a parametrization buffer
-    ``<module>.parametrizations.<p>.<i>.mask`` to ``<module>.<p>``.
-
-    Examples
-    --------
-    >>> normalize_key("module._orig_mod.features.0.weight_mask")
-    'features.0.weight'
-    >>> normalize_key("fc.parametrizations.weight.0.mask")
-    'fc.weight'
-    """
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix) and len(key) > len(prefix):
-                key = key[len(prefix):]
-                changed = True
-    match = _PARAMETRIZED.match(key)
-    if match:
-        return f"{match['module']}{match['param']}"
-    if key.endswith("_mask"):
-        return key[: -len("_mask")]
-    return key
-
-
-def _is_mask_key(key: str) -> bool:
-    return key.endswith("_mask") or _PARAMETRIZED.match(key) is not None
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None], overwrite: bool) -> None:
+    atomic_write(path, write, overwrite=overwrite, error=MaskFileError)
 
 
 # ----------------------------------------------------------------------------------- values
@@ -137,7 +112,7 @@ def _canonical(masks: Mapping[str, Any], net: Network | None) -> dict[str, np.nd
         return check_masks(net, masks)
     out = {}
     for key, value in masks.items():
-        if not isinstance(key, str) or not key or key == _META_KEY:
+        if not isinstance(key, str) or not key or key == META_KEY:
             raise MaskError(f"mask keys must be parameter names, got {key!r}")
         out[key] = as_bool_mask(value, key)
     return out
@@ -199,75 +174,19 @@ def _meta_json(meta: Mapping[str, Any]) -> str:
     return json.dumps(meta, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-# ---------------------------------------------------------------------------- atomic writes
-
-
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None], overwrite: bool) -> None:
-    """Write ``path`` through a temporary file in its directory, fsync, then rename."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise MaskFileError(f"cannot write {_q(path)}: directory {_q(directory)} does not exist")
-    if path.is_dir():
-        raise MaskFileError(f"cannot write {_q(path)}: it is a directory")
-    if path.exists() and not overwrite:
-        raise MaskFileError(f"{_q(path)} exists; pass overwrite=True (--force) to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual mode
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:  # no-clobber rename: fails if another writer created path meanwhile
-                os.link(tmp, path)
-            except FileExistsError:
-                raise MaskFileError(
-                    f"{_q(path)} exists; pass overwrite=True (--force) to replace it"
-                ) from None
-            except OSError:  # file system without hard links
-                if path.exists():
-                    raise MaskFileError(
-                        f"{_q(path)} exists; pass overwrite=True (--force) to replace it"
-                    ) from None
-                os.replace(tmp, path)
-            else:
-                os.unlink(tmp)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 # ---------------------------------------------------------------------------------- writers
 
 
 def _write_safetensors(fh: IO[bytes], masks: Mapping[str, np.ndarray], meta: Mapping) -> None:
     from safetensors.numpy import save
 
-    fh.write(save(dict(masks), metadata={_ST_META_KEY: _meta_json(meta)}))
+    fh.write(save(dict(masks), metadata={ST_META_KEY: _meta_json(meta)}))
 
 
 def _write_npz(fh: IO[bytes], masks: Mapping[str, np.ndarray], meta: Mapping) -> None:
     # written by hand with a fixed timestamp, so the same masks give the same bytes
     arrays = dict(masks)
-    arrays[_META_KEY] = np.frombuffer(_meta_json(meta).encode(), dtype=np.uint8)
+    arrays[META_KEY] = np.frombuffer(_meta_json(meta).encode(), dtype=np.uint8)
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for key, arr in arrays.items():
             info = zipfile.ZipInfo(f"{key}.npy", date_time=_ZIP_DATE)
@@ -331,14 +250,7 @@ def from_prune_state_dict(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray
     MaskError
         If a mask holds values other than 0 and 1.
     """
-    if not isinstance(state_dict, Mapping):
-        raise MaskFileError(f"expected a state dict (mapping), got {type(state_dict).__name__}")
-    keys = [k for k in state_dict if isinstance(k, str) and _is_mask_key(k)]
-    if not keys:
-        raise MaskFileError(
-            "no '<module>.<param>_mask' entries: not a torch.nn.utils.prune state dict"
-        )
-    return _collect({k: state_dict[k] for k in keys})
+    return collect(prune_tensors(state_dict))
 
 
 def to_sparsifier_state(masks: Mapping[str, Any]) -> dict[str, Any]:
@@ -388,34 +300,7 @@ def from_sparsifier_state(state_dict: Mapping[str, Any]) -> dict[str, np.ndarray
     MaskFileError
         If the layout is not a sparsifier state.
     """
-    if not (isinstance(state_dict, Mapping) and isinstance(state_dict.get("state"), Mapping)):
-        raise MaskFileError("not a torch.ao.pruning sparsifier state: expected a 'state' mapping")
-    found = {}
-    for fqn, entry in state_dict["state"].items():
-        if not isinstance(entry, Mapping):
-            raise MaskFileError(
-                f"sparsifier state {fqn!r}: expected a mapping, got {type(entry).__name__}"
-            )
-        if entry.get("mask") is not None:
-            found[fqn] = entry["mask"]
-    return _collect(found)
-
-
-def _collect(raw: Mapping[Any, Any]) -> dict[str, np.ndarray]:
-    """Normalise keys, convert values to bool, refuse duplicates."""
-    out: dict[str, np.ndarray] = {}
-    origin: dict[str, str] = {}
-    for key, value in raw.items():
-        if not isinstance(key, str) or not key:
-            raise MaskFileError(f"mask keys must be parameter names (str), got {key!r}")
-        name = normalize_key(key)
-        if name in out:
-            raise MaskFileError(f"keys {origin[name]!r} and {key!r} both give the mask of {name!r}")
-        if not (hasattr(value, "shape") and hasattr(value, "dtype")):
-            raise MaskFileError(f"entry {key!r}: expected a tensor, got {type(value).__name__}")
-        out[name] = as_bool_mask(value, name)
-        origin[name] = key
-    return out
+    return collect(sparsifier_tensors(state_dict))
 
 
 def _write_open_lth(directory: Path, masks: Mapping[str, np.ndarray], overwrite: bool) -> None:
@@ -431,18 +316,47 @@ def _write_open_lth(directory: Path, masks: Mapping[str, np.ndarray], overwrite:
         "total": float(sum(v.size for v in masks.values())),
         "unpruned": float(sum(int(np.count_nonzero(v)) for v in masks.values())),
     }
+    existed = mask_path.exists()
     _atomic_write(mask_path, lambda fh: _torch_save(fh, obj), overwrite)
-    _atomic_write(
-        report_path, lambda fh: fh.write(json.dumps(report, indent=4).encode()), overwrite
-    )
+    try:  # the pair is written together: a mask.pth without its report is removed again
+        _atomic_write(
+            report_path, lambda fh: fh.write(json.dumps(report, indent=4).encode()), overwrite
+        )
+    except BaseException:
+        if not existed:
+            mask_path.unlink(missing_ok=True)
+        raise
 
 
-def _resolve_format(path: Path, fmt: str | None) -> str:
+def resolve_format(path: PathLike, fmt: str | None = None) -> str:
+    """The format :func:`save_masks` writes ``path`` in (``fmt`` when given), or the
+    :class:`~sparsegraph.errors.MaskFileError` it would raise; nothing is written. A path
+    ending in ``/`` or naming an existing directory is written to only as ``"open_lth"``.
+
+    Examples
+    --------
+    >>> resolve_format("m.npz"), resolve_format("runs/level_0/", "open_lth")
+    ('npz', 'open_lth')
+    """
+    text = os.fspath(path)
+    return _resolve_format(Path(text), fmt, str(text).endswith(("/", os.sep)))
+
+
+def _resolve_format(path: Path, fmt: str | None, as_directory: bool) -> str:
     if fmt is not None:
         if fmt not in FORMATS:
             raise MaskFileError(f"unknown mask file format {fmt!r}; known: {', '.join(FORMATS)}")
+        if fmt != "open_lth" and (as_directory or path.is_dir()):
+            raise MaskFileError(f"cannot write {_q(path)}: it names a directory; give a file "
+                                f"name for the {fmt} format")
         return fmt
-    if path.is_dir() or path.name == "mask.pth":
+    if as_directory or path.is_dir():
+        raise MaskFileError(
+            f"cannot write {_q(path)}: it names a directory; give a file name (e.g. "
+            f"{_q(path / 'masks.safetensors')}), or ask for open_lth's mask.pth + "
+            "sparsity_report.json layout explicitly with format='open_lth' (--format open_lth)"
+        )
+    if path.name == "mask.pth":
         return "open_lth"
     suffix = path.suffix.lower()
     if suffix not in _SUFFIX_FORMAT:
@@ -485,7 +399,9 @@ def save_masks(
         Replace an existing file; otherwise an existing file is an error.
     format : {"safetensors", "npz", "torch", "torch_prune", "open_lth", "ao_sparsifier"}, optional
         Default: from the suffix (``.safetensors`` or none: safetensors; ``.npz``; ``.pt``/``.pth``:
-        torch; a directory or ``mask.pth``: open_lth).
+        torch; a file named ``mask.pth``: open_lth). A directory (an existing one, or a path
+        ending in ``/``) is written to only with ``format="open_lth"``, which creates it when
+        its parent exists; otherwise it is an error, never a file named like the directory.
 
     Returns
     -------
@@ -495,16 +411,19 @@ def save_masks(
     Raises
     ------
     MaskFileError
-        Existing target without ``overwrite``, missing directory, unknown format, metadata that is
-        not JSON-like.
+        Existing target without ``overwrite``, missing directory, a directory without
+        ``format="open_lth"``, unknown format, metadata that is not JSON-like, and a write the
+        file system refuses (no permission, no space left: the message names the path).
     MaskError
         Masks that do not fit ``net`` or hold values other than 0/1.
 
     Notes
     -----
     The file is written to a temporary file in the same directory, flushed and fsynced, then
-    renamed onto ``path``; if anything fails midway the temporary file is removed and ``path`` is
-    untouched. The same masks and metadata give the same bytes (no timestamps).
+    renamed onto ``path``; if anything fails midway (including Ctrl-C, SIGTERM and SIGHUP) the
+    temporary file is removed and ``path`` is untouched (see :mod:`sparsegraph._atomic`). The
+    same masks and metadata give the same bytes (no timestamps). Mask values are canonicalised
+    on the way in, so the file holds only the bytes 0 and 1 whatever the input's bytes were.
 
     Examples
     --------
@@ -516,16 +435,33 @@ def save_masks(
     >>> load_masks(p)["fc.weight"].sum(), read_metadata(p)["scheme"]
     (np.int64(3), 'uniform')
     """
-    path = Path(os.fspath(path))
-    fmt = _resolve_format(path, format)
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise MaskFileError(f"path: expected a file name, got {text!r}")
+    path = Path(text)
+    fmt = _resolve_format(path, format, text.endswith(("/", os.sep)))
+    if net is not None:
+        check_network(net)
     canon = _canonical(masks, net)
     if fmt == "open_lth":
         directory = path.parent if path.name == "mask.pth" else path
+        created = False
         if not directory.exists():
             if not directory.parent.is_dir():
                 raise MaskFileError(f"cannot write {_q(directory)}: parent does not exist")
-            directory.mkdir()
-        _write_open_lth(directory, canon, overwrite)
+            try:
+                directory.mkdir()
+            except OSError as exc:
+                raise MaskFileError(f"cannot create {_q(directory)}: {exc.strerror or exc}"
+                                    ) from None
+            created = True
+        try:
+            _write_open_lth(directory, canon, overwrite)
+        except BaseException:
+            if created:  # leave nothing behind: the directory was made for this write
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
         return directory / "mask.pth"
     meta = _build_metadata(canon, net, metadata)
     if fmt == "safetensors":
@@ -536,7 +472,7 @@ def save_masks(
         import torch
 
         obj: dict[str, Any] = {k: torch.from_numpy(v) for k, v in canon.items()}
-        obj[_META_KEY] = _meta_json(meta)
+        obj[META_KEY] = _meta_json(meta)
         writer = lambda fh: _torch_save(fh, obj)  # noqa: E731
     elif fmt == "torch_prune":
         sd = to_prune_state_dict(canon)
@@ -546,226 +482,6 @@ def save_masks(
         writer = lambda fh: _torch_save(fh, st)  # noqa: E731
     _atomic_write(path, writer, overwrite)
     return path
-
-
-# ---------------------------------------------------------------------------------- readers
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _sniff(path: Path) -> str:
-    """The format of a file from its first bytes: safetensors, npz, torch or open_lth."""
-    if path.is_dir():
-        if (path / "mask.pth").is_file():
-            return "open_lth"
-        raise MaskFileError(f"{_q(path)} is a directory without an open_lth mask.pth")
-    if not path.exists():
-        raise MaskFileError(f"mask file {_q(path)} does not exist")
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError as exc:
-        raise MaskFileError(f"cannot read mask file {_q(path)}: {_one_line(exc)}") from None
-    if size == 0:
-        raise MaskFileError(f"mask file {_q(path)} is empty")
-    if head.startswith(b"PK"):
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise MaskFileError(
-                f"mask file {_q(path)} is a corrupt or truncated zip archive ({_one_line(exc)})"
-            ) from None
-        if any(n.endswith("data.pkl") for n in names):
-            return "torch"
-        if names and all(n.endswith(".npy") for n in names):
-            return "npz"
-        raise MaskFileError(f"mask file {_q(path)}: a zip archive that is neither .npz nor torch")
-    if head[:1] == b"\x80":  # a pickle stream: torch's legacy format (or a bare pickle)
-        return "torch"
-    if len(head) == 9:
-        (n,) = struct.unpack("<Q", head[:8])
-        if 0 < n and head[8:9] == b"{":
-            if n > size - 8:
-                raise MaskFileError(
-                    f"mask file {_q(path)} is a truncated safetensors file (header of {n} bytes, "
-                    f"file of {size})"
-                )
-            return "safetensors"
-    raise MaskFileError(
-        f"mask file {_q(path)}: unknown format (not safetensors, npz or a torch file)"
-    )
-
-
-def _torch_load(path: Path) -> Any:
-    import pickle
-
-    import torch
-
-    try:
-        # collections.OrderedDict is allowed by default; nothing else is added: a file holding
-        # any other object is refused here, before anything in it runs.
-        with warnings.catch_warnings():  # protocol-version chatter of the weights-only loader
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        if "defaultdict" in msg:
-            raise MaskFileError(
-                f"mask file {_q(path)} holds a collections.defaultdict (a raw torch.ao.pruning "
-                "sparsifier.state_dict()?), which weights_only loading cannot read; save "
-                "{'state': dict(sd['state']), 'groups': sd['groups']} instead"
-            ) from None
-        found = re.search(r"GLOBAL ([\w.]+)", msg)
-        what = f" (it references {found.group(1)})" if found else ""
-        raise MaskFileError(
-            f"refused to load {_q(path)}: it is a pickle holding objects other than tensors"
-            f"{what}; sparsegraph reads torch files only with weights_only=True"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
-            AttributeError, IndexError, struct.error, zipfile.BadZipFile) as exc:
-        raise MaskFileError(
-            f"cannot read torch mask file {_q(path)} (corrupt or truncated?): {_one_line(exc)}"
-        ) from None
-
-
-def _from_torch_object(obj: Any, path: Path) -> tuple[str, dict[str, np.ndarray], dict]:
-    """(format, masks, metadata) from a weights-only unpickled object."""
-    if not isinstance(obj, Mapping):
-        raise MaskFileError(
-            f"mask file {_q(path)}: expected a dict of tensors, got {type(obj).__name__}"
-        )
-    meta: dict[str, Any] = {}
-    if "state" in obj and "groups" in obj:
-        return "ao_sparsifier", from_sparsifier_state(obj), meta
-    if isinstance(obj.get("state_dict"), Mapping):  # a training checkpoint holding a state dict
-        obj = obj["state_dict"]
-    raw = dict(obj)
-    if _META_KEY in raw:
-        text = raw.pop(_META_KEY)
-        meta = _parse_meta(text, path)
-    if any(isinstance(k, str) and _is_mask_key(k) for k in raw):
-        return "torch_prune", from_prune_state_dict(raw), meta
-    bad = [k for k, v in raw.items() if not (hasattr(v, "shape") and hasattr(v, "dtype"))]
-    if bad:
-        raise MaskFileError(
-            f"mask file {_q(path)}: entry {bad[0]!r} is a {type(raw[bad[0]]).__name__}, not a "
-            "tensor; expected {parameter name: 0/1 tensor}"
-        )
-    return "torch", _collect(raw), meta
-
-
-def _parse_meta(text: Any, path: Path) -> dict[str, Any]:
-    if isinstance(text, np.ndarray):
-        text = text.tobytes().decode("utf-8", errors="replace")
-    try:
-        meta = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise MaskFileError(
-            f"mask file {_q(path)}: unreadable metadata ({_one_line(exc)})"
-        ) from None
-    if not isinstance(meta, dict):
-        raise MaskFileError(f"mask file {_q(path)}: metadata is not a JSON object")
-    return meta
-
-
-def _read_safetensors(path: Path, tensors: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            header = f.metadata() or {}
-            raw = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
-    except Exception as exc:  # noqa: BLE001 - SafetensorError, dtype errors, truncation
-        if "bf16" in str(exc).lower() or "bfloat16" in str(exc).lower():
-            return _read_safetensors_torch(path, tensors)
-        raise MaskFileError(
-            f"cannot read safetensors mask file {_q(path)} (corrupt or truncated?): "
-            f"{_one_line(exc)}"
-        ) from None
-    if _ST_META_KEY in header:
-        meta = _parse_meta(header[_ST_META_KEY], path)
-    else:
-        meta = dict(header)
-    return raw, meta
-
-
-def _read_safetensors_torch(path: Path, tensors: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            raw = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
-    except Exception as exc:  # noqa: BLE001
-        raise MaskFileError(
-            f"cannot read safetensors mask file {_q(path)}: {_one_line(exc)}"
-        ) from None
-    meta = _parse_meta(header[_ST_META_KEY], path) if _ST_META_KEY in header else dict(header)
-    return raw, meta
-
-
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            raw = {k: data[k] for k in data.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise MaskFileError(
-                f"refused to load {_q(path)}: it holds pickled object arrays; "
-                "sparsegraph reads .npz files only with allow_pickle=False"
-            ) from None
-        raise MaskFileError(f"cannot read npz mask file {_q(path)}: {_one_line(exc)}") from None
-    except Exception as exc:  # noqa: BLE001 - zipfile, zlib, EOF errors of a truncated file
-        raise MaskFileError(
-            f"cannot read npz mask file {_q(path)} (corrupt or truncated?): {_one_line(exc)}"
-        ) from None
-    meta = _parse_meta(raw.pop(_META_KEY), path) if _META_KEY in raw else {}
-    return raw, meta
-
-
-def _read_open_lth(mask_path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    obj = _torch_load(mask_path)
-    _, masks, meta = _from_torch_object(obj, mask_path)
-    report_path = mask_path.parent / "sparsity_report.json"
-    if report_path.is_file():
-        try:
-            report = json.loads(report_path.read_text())
-            total, unpruned = float(report["total"]), float(report["unpruned"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise MaskFileError(
-                f"cannot read {_q(report_path)}: {_one_line(exc)}"
-            ) from None
-        params = sum(m.size for m in masks.values())
-        kept = sum(int(np.count_nonzero(m)) for m in masks.values())
-        if (total, unpruned) != (float(params), float(kept)):
-            raise MaskFileError(
-                f"{_q(report_path)} says total={total:g}, unpruned={unpruned:g} but "
-                f"{_q(mask_path)} holds {params} weights, {kept} kept"
-            )
-        meta = {**meta, "sparsity_report": {"total": total, "unpruned": unpruned}}
-    return masks, meta
-
-
-def _read(path: PathLike, tensors: bool = True) -> tuple[str, dict[str, np.ndarray], dict]:
-    p = Path(os.fspath(path))
-    fmt = _sniff(p)
-    if fmt == "open_lth" or (fmt == "torch" and p.name == "mask.pth"):
-        mask_path = p / "mask.pth" if p.is_dir() else p
-        masks, meta = _read_open_lth(mask_path)
-        return "open_lth", masks, meta
-    if fmt == "safetensors":
-        raw, meta = _read_safetensors(p, tensors)
-        return fmt, (_collect(raw) if tensors else {}), meta
-    if fmt == "npz":
-        raw, meta = _read_npz(p)
-        return fmt, _collect(raw), meta
-    fmt, masks, meta = _from_torch_object(_torch_load(p), p)
-    return fmt, masks, meta
 
 
 def read_metadata(path: PathLike) -> dict[str, Any]:
@@ -782,63 +498,28 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
         The stored metadata (for sparsegraph's files: ``scheme``, ``density``, ``seed``,
         ``granularity``, ... as given to :func:`save_masks`, plus ``format``,
         ``sparsegraph_version``, ``params``, ``kept``, ``layer_names``, ``layer_shapes``,
-        ``fingerprint``), with ``"file_format"`` set to the detected format. A safetensors
-        file's header is read without loading its tensors.
+        ``fingerprint``), with ``"file_format"`` set to the detected format. Only the header
+        is read (open_lth: the report is checked against the masks).
 
     Raises
     ------
     MaskFileError
         As :func:`load_masks`.
     """
-    fmt, _, meta = _read(path, tensors=False)
+    fmt, _, meta = read_file(_path(path), tensors=False)
     return {**meta, "file_format": fmt}
 
 
-def _layer_diff(stored: list[tuple[str, tuple]], net: Network) -> str:
-    have = dict(stored)
-    want = {layer.name: tuple(layer.shape) for layer in net.layers}
-    parts = []
-    missing = [n for n in want if n not in have]
-    extra = [n for n in have if n not in want]
-    shaped = [f"{n} (file {list(have[n])}, network {list(want[n])})"
-              for n in want if n in have and tuple(have[n]) != want[n]]
-    if missing:
-        parts.append(f"missing from the file: {', '.join(missing)}")
-    if extra:
-        parts.append(f"not in the network: {', '.join(extra)}")
-    if shaped:
-        parts.append(f"shape differs: {', '.join(shaped)}")
-    if not parts and [n for n, _ in stored] != list(want):
-        parts.append("same layers in a different order")
-    return "; ".join(parts)
+def _path(path: Any) -> Path:
+    try:
+        return Path(os.fspath(path))
+    except TypeError:
+        raise MaskFileError(f"path: expected a file name, got {type(path).__name__}") from None
 
 
-def _check_against(net: Network, masks: dict[str, np.ndarray], meta: Mapping, path: Path) -> None:
-    stored = [(n, tuple(m.shape)) for n, m in masks.items()]
-    fingerprint = meta.get("fingerprint")
-    if fingerprint is not None and fingerprint != net.fingerprint():
-        names, shapes = meta.get("layer_names"), meta.get("layer_shapes")
-        if isinstance(names, list) and isinstance(shapes, list) and len(names) == len(shapes):
-            stored = [(str(n), tuple(s)) for n, s in zip(names, shapes, strict=True)]
-        diff = _layer_diff(stored, net) or "the layer tables hash differently"
-        raise MaskFileError(
-            f"mask file {_q(path)} was made for another model (fingerprint {fingerprint}, "
-            f"this network {net.fingerprint()}): {diff}"
-        )
-    want = {layer.name: tuple(layer.shape) for layer in net.layers}
-    extra = [n for n in masks if n not in want]
-    shaped = [f"{n} (file {list(masks[n].shape)}, network {list(want[n])})"
-              for n in masks if n in want and tuple(masks[n].shape) != want[n]]
-    if extra or shaped:
-        parts = []
-        if extra:
-            parts.append(f"not in the network: {', '.join(extra)}")
-        if shaped:
-            parts.append(f"shape differs: {', '.join(shaped)}")
-        raise MaskFileError(f"mask file {_q(path)} does not fit {net.name!r}: {'; '.join(parts)}")
-
-
-def load_masks(path: PathLike, *, net: Network | None = None) -> dict[str, np.ndarray]:
+def load_masks(
+    path: PathLike, *, net: Network | None = None, max_elements: int | None = None
+) -> dict[str, np.ndarray]:
     """Read masks from a file in any supported format, safely.
 
     Parameters
@@ -847,28 +528,41 @@ def load_masks(path: PathLike, *, net: Network | None = None) -> dict[str, np.nd
         A ``.safetensors``, ``.npz`` or torch file (``torch_prune``, ``ao_sparsifier`` and plain
         layouts are recognised from the content), or an open_lth directory / ``mask.pth``.
     net : Network, optional
-        Check the masks against it: a file whose stored fingerprint differs from
-        ``net.fingerprint()`` is refused, naming the layers that are missing, unexpected or of
-        another shape; keys not in the network or of the wrong shape are refused by name.
-        Layers without a key are dense.
+        Check the masks against it, from the file's header before any data is read: a file
+        whose stored fingerprint differs from ``net.fingerprint()`` is refused, naming the
+        layers that are missing, unexpected or of another shape; keys not in the network or of
+        the wrong shape are refused by name. Layers without a key are dense.
+    max_elements : int, optional
+        Without ``net``: the most mask entries the file may declare (default
+        :data:`~sparsegraph.masks._limits.MAX_ELEMENTS`, 2**31). With ``net`` the model bounds
+        the file and this is not used.
 
     Returns
     -------
     dict of str to ndarray of bool
-        Keyed by parameter name; with ``net``, every layer in network order.
+        Keyed by parameter name; with ``net``, every layer in network order. Values are
+        C-contiguous with bytes 0 and 1 only, whatever bytes the file held.
 
     Raises
     ------
     MaskFileError
-        Missing, empty, corrupt or truncated file; unknown format; a pickle holding anything but
-        tensors and plain containers (refused before it runs); a file for another model.
+        Missing, empty, corrupt or truncated file; not a regular file (a FIFO, a device: refused
+        before it is opened); unknown format, or content that is not the format its suffix
+        names; a header over the limits (size, JSON depth, integer digits) or inconsistent
+        with the file (byte ranges, sizes); a pickle holding anything but tensors and plain
+        containers (refused before it runs); a file for another model or larger than it.
     MaskError
         Values other than 0 and 1.
+    ArgumentError
+        If ``net`` is not a :class:`~sparsegraph.Network` (e.g. a model name).
 
     Notes
     -----
-    Torch files are read with ``torch.load(weights_only=True)`` only; ``.npz`` with
-    ``allow_pickle=False``; safetensors cannot hold code.
+    Torch files are read with ``torch.load(weights_only=True)`` only (memory-mapped, so shapes
+    and strides are checked before data is touched); ``.npz`` members' ``.npy`` headers are
+    read before anything is decompressed, never with pickles; the safetensors header is
+    parsed here, its byte ranges checked against the file size. See
+    :mod:`sparsegraph.masks._limits` for the limits.
 
     Examples
     --------
@@ -878,9 +572,10 @@ def load_masks(path: PathLike, *, net: Network | None = None) -> dict[str, np.nd
     >>> list(load_masks(p))
     ['fc.weight']
     """
-    p = Path(os.fspath(path))
-    _, masks, meta = _read(p)
+    p = _path(path)
+    if net is not None:
+        check_network(net)
+    _, masks, _ = read_file(p, net=net, max_elements=max_elements)
     if net is None:
         return masks
-    _check_against(net, masks, meta, p)
     return check_masks(net, masks)

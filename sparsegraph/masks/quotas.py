@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import check_masks, select_layers
+from .._args import as_bool_mask, check_masks, select_layers
 from ..errors import MaskError, QuotaError
 from ..graph.network import Layer, Network
 
@@ -406,18 +406,20 @@ def scheme_from_mask(table: LayerTable, budget: int | None, *,
     out = np.ones(len(table))
     for i, layer in enumerate(table.layers):
         if layer.name in masks:
-            arr = np.asarray(_to_numpy(masks[layer.name]))
+            value = masks[layer.name]
+            shape = getattr(value, "shape", None)  # before any conversion
+            if shape is not None and tuple(shape) != layer.shape:
+                raise QuotaError(f"masks[{layer.name!r}]: expected shape {list(layer.shape)}, "
+                                 f"got {list(shape)}")
+            try:  # the one door: any 0/1 array or tensor (float8, sparse, ...), bytes 0/1
+                arr = as_bool_mask(value, layer.name)
+            except MaskError as exc:
+                raise QuotaError(f"from_mask: {exc}") from None
             if arr.shape != layer.shape:
                 raise QuotaError(f"masks[{layer.name!r}]: expected shape {list(layer.shape)}, "
                                  f"got {list(arr.shape)}")
             out[i] = np.count_nonzero(arr) / layer.params
     return out
-
-
-def _to_numpy(value: Any) -> Any:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
-    return value
 
 
 # Names -> scheme functions (table, budget, **options) -> densities. Read by quotas(), the CLI's
@@ -547,7 +549,10 @@ def quotas(
 
     Notes
     -----
-    Rounding: :func:`round_counts` (largest remainder). Cost O(L^2) for L layers.
+    Rounding: :func:`round_counts` (largest remainder). Cost O(L^2) for L layers. A layer with
+    no weights (a zero-size ``nn.Linear(16, 0)``) keeps 0 weights, takes no part in the
+    scheme (never a division by its size) and is reported with density 1.0: nothing of it is
+    pruned.
 
     Examples
     --------
@@ -599,7 +604,10 @@ def quotas(
         raise QuotaError(f"scheme: expected a scheme name, a mapping or a callable, got "
                          f"{type(scheme).__name__}")
 
-    positions = [i for i, layer in enumerate(net.layers) if layer.name not in dense_names]
+    # a layer without weights (nn.Linear(16, 0)) keeps 0 of them and takes no part in a scheme
+    empty = {layer.name for layer in net.layers if layer.params == 0}
+    positions = [i for i, layer in enumerate(net.layers)
+                 if layer.name not in dense_names and layer.name not in empty]
     table = LayerTable(tuple(net.layers[i] for i in positions), tuple(positions), len(net.layers))
     n_free = int(table.params.sum())
     n_dense = net.params - n_free
@@ -660,7 +668,7 @@ def quotas(
     out: dict[str, float] = {}
     free_counts = dict(zip(table.names, counts.tolist(), strict=True))
     for layer in net.layers:
-        if layer.name in dense_names:
+        if layer.name in dense_names or layer.name in empty:
             out[layer.name] = 1.0
         else:
             out[layer.name] = free_counts[layer.name] / layer.params

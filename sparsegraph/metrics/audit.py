@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._args import check_masks, dense_layers
+from ..errors import MaskError
 from ..graph.network import Layer, Network
 
 __all__ = ["AuditReport", "LayerAudit", "NetworkAudit", "audit", "dead_units"]
@@ -175,6 +176,31 @@ def dead_units(layer: Layer, effective: np.ndarray) -> tuple[int, int]:
     return int(layer.in_channels - alive_in.sum()), int(out_ch - alive_out.sum())
 
 
+def _check_effective(
+    net: Network, canonical: Mapping[str, np.ndarray], effective: Any
+) -> dict[str, np.ndarray]:
+    """``effective`` as canonical masks: every layer present, each a subset of its mask."""
+    try:
+        checked = check_masks(net, effective, fill_missing=False, what="effective")
+    except MaskError as exc:
+        raise MaskError(f"effective: {exc}") from None
+    missing = [name for name in net.names if name not in checked]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MaskError(
+            f"effective: no mask for layer {missing[0]!r}{more}; pass effective_masks(net, "
+            "masks) for every layer, or leave effective=None to compute it"
+        )
+    for name, eff in checked.items():
+        extra = int(np.count_nonzero(eff & ~canonical[name]))
+        if extra:
+            raise MaskError(
+                f"effective mask {name!r} keeps {extra} weights that the mask prunes; an "
+                "effective mask is a subset of the mask (effective_masks(net, masks))"
+            )
+    return checked
+
+
 def audit(
     net: Network, masks: Mapping[str, Any], *, effective: Mapping[str, np.ndarray] | None = None
 ) -> AuditReport:
@@ -186,8 +212,10 @@ def audit(
         From :func:`sparsegraph.trace`.
     masks : mapping of str to array-like
         0/1 masks keyed by parameter name; a prunable layer without a key is dense.
-    effective : mapping of str to ndarray of bool, optional
-        The effective masks if already computed (skips :func:`sparsegraph.effective_masks`).
+    effective : mapping of str to array-like, optional
+        The effective masks if already computed (skips :func:`sparsegraph.effective_masks`):
+        one for every prunable layer, checked like a mask (0/1 values, the layer's shape) and
+        as a subset of ``masks`` (an effective weight is kept).
 
     Returns
     -------
@@ -197,7 +225,10 @@ def audit(
     Raises
     ------
     MaskError
-        If a key is unknown, a shape wrong or a value not 0/1.
+        If a key is unknown, a shape wrong or a value not 0/1 (in ``masks`` or ``effective``);
+        if ``effective`` lacks a layer or keeps a weight that ``masks`` prunes.
+    ArgumentError
+        If ``net`` is not a Network (e.g. a model name: trace it first).
 
     Notes
     -----
@@ -225,6 +256,8 @@ def audit(
         from .effective import effective_masks
 
         effective = effective_masks(net, canonical)
+    else:
+        effective = _check_effective(net, canonical, effective)
     rows = []
     for layer in net.layers:
         kept = int(np.count_nonzero(canonical[layer.name]))

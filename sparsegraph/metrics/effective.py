@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import as_network, check_masks
+from .._args import check_masks, check_network
 from ..graph.network import Network
 from ..graph.walker import BitsWalk
 
@@ -68,7 +68,7 @@ class Reachability:
 
 
 def _walk(net: Network, masks: Mapping[str, Any]) -> BitsWalk:
-    net = as_network(net)
+    net = check_network(net)
     return BitsWalk(net, check_masks(net, masks)).forward().backward()
 
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import as_network, check_masks
+from .._args import check_masks, check_network
 from ..graph.network import Network
 from ..graph.walker import FlowWalk, Scaled
 
@@ -113,7 +113,7 @@ def path_counts(net: Network, masks: Mapping[str, Any]) -> tuple[list[Scaled], l
     """
     import torch
 
-    net = as_network(net)
+    net = check_network(net)
     checked = check_masks(net, masks)
     weights = [torch.from_numpy(checked[layer.name].astype(np.float64)) for layer in net.layers]
     walk = FlowWalk(net, weights).forward(grad=True)
@@ -196,7 +196,7 @@ def path_metrics(
     >>> round(10 ** pm.log10_paths), pm.min_cut, pm.layer_share["a.weight"]
     (4, 2.0, 1.0)
     """
-    net = as_network(net)
+    net = check_network(net)
     fwd, bwd = path_counts(net, masks)
     total = _logsumexp10([_log10_sum(fwd[o]) for o in net.outputs])
     layer_logs: dict[str, float] = {}

@@ -515,6 +515,12 @@ def layer_spectrum(
     >>> layer_spectrum(layer, np.eye(4, 6, dtype=bool)).reason
     'mean degree below 3 (left 1, right 1): collapsed or near-collapsed layer'
     """
+    shape = getattr(mask, "shape", None)  # checked before any conversion or copy
+    if shape is not None and tuple(shape) != tuple(layer.shape):
+        raise MaskError(
+            f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(shape)}"
+        )
+    # the one door: the kernels below read the mask as 8-byte words and need bytes 0/1
     m2 = _layer_mask2d(layer, mask)
     dim_right, dim_left = m2.shape
     lp, li, deg_r, deg_l = _left_csr(m2)

@@ -76,16 +76,27 @@ def _unwrap(model: nn.Module) -> nn.Module:
         return model
 
 
-def _current(module: nn.Module, pname: str) -> torch.Tensor | None:
-    """The tensor the module computes with as ``pname`` (a parameter, or a pruned/parametrized
-    weight), without running anything."""
+def _state(module: nn.Module, pname: str) -> str:
+    """How ``module.<pname>`` is held: ``"parametrized"``, ``"pruned"`` (by
+    ``torch.nn.utils.prune``) or ``"plain"``."""
     if parametrize.is_parametrized(module, pname):
+        return "parametrized"
+    if isinstance(getattr(module, f"{pname}_orig", None), nn.Parameter):
+        return "pruned"
+    return "plain"
+
+
+def _current(module: nn.Module, pname: str) -> torch.Tensor | None:
+    """The parameter the module computes ``pname`` from (a plain parameter, a pruned weight's
+    ``_orig`` or a parametrized weight's ``original``), without running anything; None for a
+    buffer or anything else that is not a parameter."""
+    state = _state(module, pname)
+    if state == "parametrized":
         return module.parametrizations[pname].original
-    orig = getattr(module, f"{pname}_orig", None)
-    if isinstance(orig, torch.Tensor):
-        return orig
+    if state == "pruned":
+        return getattr(module, f"{pname}_orig")
     value = getattr(module, pname, None)
-    return value if isinstance(value, torch.Tensor) else None
+    return value if isinstance(value, nn.Parameter) else None
 
 
 def _param_names(model: nn.Module) -> list[str]:
@@ -120,8 +131,25 @@ def _resolve(model: nn.Module, key: str) -> tuple[nn.Module, str, torch.Tensor]:
         tensor = _current(module, pname)
         if tensor is not None:
             return module, pname, tensor
+        if isinstance(getattr(module, pname, None), torch.Tensor):
+            raise MaskError(
+                f"mask {key!r}: {pname!r} of {mod_path or 'the model'!r} is a buffer, not a "
+                "parameter; masks apply to parameters (weights)"
+            )
     hint = suggest(key, _param_names(model))
     raise MaskError(f"mask {key!r}: the model has no such parameter{hint}")
+
+
+def _check_method(key: str, module: nn.Module, pname: str, method: str) -> None:
+    """Refuse, before anything is changed, a method that cannot act on how the parameter is
+    held now (torch would fail halfway through the masks)."""
+    state = _state(module, pname)
+    if method == "prune" and state == "parametrized":
+        raise MaskError(f"mask {key!r}: the parameter is parametrized; apply with "
+                        "method='parametrize' or 'inplace', or remove the parametrization first")
+    if method == "parametrize" and state == "pruned":
+        raise MaskError(f"mask {key!r}: the parameter is pruned by torch.nn.utils.prune; apply "
+                        "with method='prune' or 'inplace', or prune.remove() it first")
 
 
 def _mask_tensor(key: str, value: Any, like: torch.Tensor) -> torch.Tensor:
@@ -170,8 +198,10 @@ def apply_masks(
     Raises
     ------
     MaskError
-        For an unknown parameter name (with the closest names), a wrong shape, values other
-        than 0/1, or an unknown ``method``; every mask is checked before the model is touched.
+        For an unknown parameter name (with the closest names), a buffer, two keys naming one
+        (tied) parameter, a wrong shape, values other than 0/1, an unknown ``method``, or a
+        method that cannot act on a parameter already pruned or parametrized the other way;
+        every mask is checked before the model is touched.
 
     Examples
     --------
@@ -193,13 +223,13 @@ def apply_masks(
         )
     root = _unwrap(model)
     plan = []
-    seen: dict[tuple[int, str], str] = {}
-    for key, value in masks.items():
+    seen: dict[int, str] = {}
+    for key, value in masks.items():  # check every mask first: nothing is changed on error
         module, pname, tensor = _resolve(root, key)
-        ident = (id(module), pname)
-        if ident in seen:
-            raise MaskError(f"masks {seen[ident]!r} and {key!r} name the same parameter")
-        seen[ident] = key
+        if id(tensor) in seen:
+            raise MaskError(f"masks {seen[id(tensor)]!r} and {key!r} name the same parameter")
+        seen[id(tensor)] = key
+        _check_method(key, module, pname, method)
         plan.append((module, pname, tensor, _mask_tensor(key, value, tensor)))
     for module, pname, tensor, mask in plan:
         if rescale:

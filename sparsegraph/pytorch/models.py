@@ -28,6 +28,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -40,7 +42,12 @@ from torch import nn
 
 from ..errors import ModelSpecError
 
-__all__ = ["MODELS", "ModelSpec", "build_model", "resolve_model", "prunable_params"]
+__all__ = ["MAX_INPUT_ELEMENTS", "MODELS", "ModelSpec", "build_model", "resolve_model",
+           "prunable_params"]
+
+MAX_INPUT_ELEMENTS = 1 << 27
+"""Most elements an example input built from a shape may have, over all inputs (134,217,728:
+a 512**3 volume, or 512 MiB of float32): the tracer runs the model on it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +428,9 @@ def prunable_params(model: nn.Module) -> int:
 
 def _load_file_module(path_text: str) -> Any:
     path = Path(path_text).expanduser()
-    if not path.is_file():
-        raise ModelSpecError(f"model file {path_text!r} does not exist")
+    if not path.is_file():  # a FIFO or device would block the import: refused, not opened
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ModelSpecError(f"model file {path_text!r} {what}")
     mod_name = f"_sparsegraph_user_model_{abs(hash(str(path.resolve())))}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
@@ -471,7 +479,7 @@ def _shape_of(value: Any, where: str) -> tuple[int, ...] | torch.Tensor:
         return value
     try:
         shape = tuple(int(s) for s in value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         shape = ()
     if not shape or any(s <= 0 for s in shape):
         raise ModelSpecError(
@@ -480,12 +488,69 @@ def _shape_of(value: Any, where: str) -> tuple[int, ...] | torch.Tensor:
     return shape
 
 
-def _declared_input(*objects: Any) -> tuple[int, ...] | torch.Tensor | None:
+def _shapes_of(value: Any, where: str) -> list[tuple[int, ...] | torch.Tensor]:
+    """One input's shape (``(1, 3, 32, 32)``), several (``[(1, 8), (1, 3)]``), or tensors, as
+    a list with one entry per input; built shapes bounded by :data:`MAX_INPUT_ELEMENTS`."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    try:
+        items = list(value)
+    except TypeError:
+        items = [value]
+    several = bool(items) and all(
+        isinstance(v, torch.Tensor) or (not isinstance(v, (str, bytes)) and hasattr(v, "__len__"))
+        for v in items)
+    shapes = [_shape_of(v, f"{where} {i}" if several else where)
+              for i, v in enumerate(items if several else [value])]
+    total = sum(math.prod(s) for s in shapes if not isinstance(s, torch.Tensor))
+    if total > MAX_INPUT_ELEMENTS:
+        shown = " and ".join("x".join(map(str, s)) for s in shapes
+                             if not isinstance(s, torch.Tensor))
+        raise ModelSpecError(
+            f"{where}: an example input of {shown} has {total:,} elements, more than the "
+            f"{MAX_INPUT_ELEMENTS:,} the tracer runs on; a batch of 1 at the model's real "
+            "input size is enough"
+        )
+    return shapes
+
+
+def _example(shapes: list[tuple[int, ...] | torch.Tensor]) -> torch.Tensor | tuple:
+    tensors = [s if isinstance(s, torch.Tensor) else torch.zeros(s) for s in shapes]
+    return tensors[0] if len(tensors) == 1 else tuple(tensors)
+
+
+def _check_arity(model: nn.Module, given: int, spec: str) -> None:
+    """Refuse an example input with fewer (or more) tensors than ``model.forward`` takes,
+    saying how to give one shape per input."""
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - a forward without a signature
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p.name for p in positional if p.default is p.empty]
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    how = ("give one input shape per input, in order (on the command line, repeat the option: "
+           "--input-shape 1,3,32,32 --input-shape 1,10)")
+    if given < len(required):
+        raise ModelSpecError(
+            f"model {spec!r} takes {len(required)} inputs ({', '.join(required)}) but "
+            f"{given} input shape{'s were' if given != 1 else ' was'} given; {how}"
+        )
+    if not varargs and given > len(positional):
+        raise ModelSpecError(
+            f"model {spec!r} takes {len(positional)} input{'s' if len(positional) != 1 else ''} "
+            f"({', '.join(p.name for p in positional)}) but {given} input shapes were given; "
+            f"{how}"
+        )
+
+
+def _declared_input(*objects: Any) -> list[tuple[int, ...] | torch.Tensor] | None:
     for obj in objects:
         for attr in ("example_input", "input_shape"):
             value = getattr(obj, attr, None)
             if value is not None and not isinstance(value, nn.Module):
-                return _shape_of(value, f"{attr} of {getattr(obj, '__name__', type(obj).__name__)}")
+                name = getattr(obj, "__name__", type(obj).__name__)
+                return _shapes_of(value, f"{attr} of {name}")
     return None
 
 
@@ -501,24 +566,29 @@ def resolve_model(
         ``package.module:factory``. ``factory`` (a dotted attribute path is allowed) is either a
         callable taking no arguments that returns an ``nn.Module`` (or a ``(module, example)``
         pair), or an ``nn.Module`` instance.
-    input_shape : sequence of int, optional
-        Example input shape, batch dimension included.
+    input_shape : sequence of int, or sequence of them, optional
+        Example input shape, batch dimension included; for a model whose ``forward`` takes
+        several tensors, one shape per input (``[(1, 8), (1, 3)]``). Shapes are bounded by
+        :data:`MAX_INPUT_ELEMENTS` elements in all.
 
     Returns
     -------
     model : nn.Module
         In eval mode.
-    example_input : torch.Tensor
-        ``zeros(input_shape)`` when ``input_shape`` is given; else the factory's (then the
-        model's) attribute ``example_input`` (a tensor or shape) or ``input_shape``; else the
-        tensor a factory returned with the model; else the built-in default.
+    example_input : torch.Tensor or tuple of torch.Tensor
+        ``zeros(input_shape)`` when ``input_shape`` is given (a tuple of them for several
+        shapes); else the factory's (then the model's) attribute ``example_input`` (a tensor
+        or shape) or ``input_shape``; else the tensor a factory returned with the model; else
+        the built-in default.
 
     Raises
     ------
     ModelSpecError
         For an unknown built-in name, a missing file, an import error, a missing attribute, a
-        factory that raises or does not return an ``nn.Module``, and a user model whose input
-        shape is unknown (pass ``--input-shape``). One error, naming the problem.
+        factory that raises, exits (``sys.exit``) or does not return an ``nn.Module``, a user
+        model whose input shape is unknown (pass ``--input-shape``), an input shape over
+        :data:`MAX_INPUT_ELEMENTS`, and fewer or more input shapes than ``forward`` takes.
+        One error, naming the problem.
 
     Examples
     --------
@@ -534,12 +604,12 @@ def resolve_model(
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"MODEL: expected a built-in name or module:factory, got {spec!r}")
     spec = spec.strip()
-    shape: tuple[int, ...] | torch.Tensor | None = None
+    shapes: list[tuple[int, ...] | torch.Tensor] | None = None
     if input_shape is not None:
-        shape = _shape_of(input_shape, "input_shape")
+        shapes = _shapes_of(input_shape, "input_shape")
     if spec in MODELS:
         model, example = build_model(spec)
-        if shape is None:
+        if shapes is None:
             return model, example
     else:
         if ":" not in spec or spec.endswith(":"):
@@ -565,6 +635,11 @@ def resolve_model(
         elif callable(factory):
             try:
                 result = factory()
+            except SystemExit as exc:  # a factory that calls sys.exit() made no model
+                raise ModelSpecError(
+                    f"model factory {spec!r} called sys.exit({exc.code!r}) instead of returning "
+                    "a torch.nn.Module"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - a user's factory can raise anything
                 raise ModelSpecError(
                     f"model factory {spec!r} raised {type(exc).__name__}: {exc}"
@@ -584,15 +659,15 @@ def resolve_model(
                 f"{spec!r} is a {type(factory).__name__}, expected a torch.nn.Module or a "
                 "callable returning one"
             )
-        if shape is None:
-            shape = _declared_input(factory, model)
-        if shape is None and returned_example is not None:
-            shape = returned_example
-        if shape is None:
+        if shapes is None:
+            shapes = _declared_input(factory, model)
+        if shapes is None and returned_example is not None:
+            shapes = [returned_example]
+        if shapes is None:
             raise ModelSpecError(
                 f"model {spec!r}: the input shape is unknown; pass --input-shape (e.g. "
                 "1,3,32,32) or give the factory an input_shape attribute"
             )
         model.eval()
-    example = shape if isinstance(shape, torch.Tensor) else torch.zeros(shape)
-    return model, example
+    _check_arity(model, len(shapes), spec)
+    return model, _example(shapes)

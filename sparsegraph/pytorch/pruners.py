@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._args import as_network, check_masks, select_layers, suggest, to_numpy
-from ..errors import LayerCollapseWarning, MaskError, QuotaError
+from .._args import check_masks, check_network, select_layers, suggest, to_numpy
+from ..errors import LayerCollapseWarning, MaskError, QuotaError, TraceError
 from ..graph.network import Network
 from ..graph.walker import FlowWalk, Scaled, _common
 
@@ -153,14 +153,57 @@ def _device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    """The logits in a model's output: the output itself when it is a tensor; for a mapping
+    (a dict, HF's ``ModelOutput``) its ``"logits"`` entry, else its first tensor value; for a
+    tuple or list its first tensor element (searched depth first)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, Mapping):
+        if isinstance(out.get("logits"), torch.Tensor):
+            return out["logits"]
+        items: Iterable[Any] = out.values()
+    elif isinstance(out, (tuple, list)):
+        items = out
+    else:
+        return None
+    for item in items:
+        found = _first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _batch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dev: torch.device,
+                temperature: float, where: str) -> torch.Tensor:
+    """Cross entropy of the model's logits (:func:`_first_tensor`) / ``temperature`` and ``y``;
+    a model or loss that fails is one :class:`TraceError` naming the batch."""
+    try:
+        out = model(x.to(dev))
+    except Exception as exc:  # noqa: BLE001 - a user's model can raise anything
+        raise TraceError(f"{where}: the model failed on the batch: {type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                         ) from None
+    logits = _first_tensor(out)
+    if logits is None:
+        raise TraceError(f"{where}: the model returned {type(out).__name__} holding no tensor; "
+                         "snip and grasp need logits (a tensor, or a tuple/dict holding one)")
+    try:
+        return F.cross_entropy(logits / temperature, y.to(dev))
+    except Exception as exc:  # noqa: BLE001 - shape / dtype mismatch of logits and labels
+        raise MaskError(
+            f"{where}: cross entropy of logits {list(logits.shape)} and labels "
+            f"{list(y.shape)} ({y.dtype}) failed: {str(exc).strip().splitlines()[0]}"
+        ) from None
+
+
 def _loss_grads(model: nn.Module, weights: list[torch.Tensor], batches: list,
                 temperature: float = 1.0, create_graph: bool = False,
                 ) -> list[list[torch.Tensor]] | list[torch.Tensor]:
     dev = _device(model)
     total = [torch.zeros_like(w) for w in weights]
-    for x, y in batches:
-        out = model(x.to(dev)) / temperature
-        loss = F.cross_entropy(out, y.to(dev))
+    for i, (x, y) in enumerate(batches):
+        loss = _batch_loss(model, x, y, dev, temperature, f"data batch {i}")
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
         for t, g in zip(total, grads, strict=True):
             if g is not None:
@@ -181,8 +224,8 @@ def _score_grasp(model: nn.Module, net: Network, weights: list[torch.Tensor], da
     dev = _device(model)
     g_total = _loss_grads(model, weights, batches, GRASP_TEMPERATURE)
     hg = [torch.zeros_like(w) for w in weights]
-    for x, y in batches:
-        loss = F.cross_entropy(model(x.to(dev)) / GRASP_TEMPERATURE, y.to(dev))
+    for i, (x, y) in enumerate(batches):
+        loss = _batch_loss(model, x, y, dev, GRASP_TEMPERATURE, f"data batch {i}")
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         z = sum((g * gt).sum() for g, gt in zip(grads, g_total, strict=True) if g is not None)
         if not isinstance(z, torch.Tensor) or not z.requires_grad:
@@ -273,7 +316,7 @@ def synflow_scores(net: Network, weights: Mapping[str, Any],
     >>> (s["a.weight"] / s["b.weight"].max()).tolist()
     [[0.5, 0.5], [0.0, 0.0]]
     """
-    net = as_network(net)
+    net = check_network(net)
     kept = check_masks(net, {} if masks is None else masks)
     unknown = [k for k in weights if k not in net._index]
     if unknown:
@@ -392,8 +435,11 @@ def prune(
     example_input : Tensor or tuple of Tensor
         For :func:`sparsegraph.trace`; fixes the spatial sizes.
     data : (x, y) pair or iterable of (x, y) batches, optional
-        Required by ``snip`` and ``grasp``: the loss is the cross entropy of ``model(x)`` and
-        the integer labels ``y``, summed over the batches.
+        Required by ``snip`` and ``grasp``: the loss is the cross entropy of the logits of
+        ``model(x)`` and the integer labels ``y``, summed over the batches. A model that returns
+        a tuple or list gives its first tensor as the logits; one that returns a dict (or HF's
+        ``ModelOutput``) its ``"logits"`` entry, else its first tensor value. The batches are
+        read once (a generator is fine).
     quotas : str or mapping, optional
         None: one global ranking. A scheme name of :func:`sparsegraph.quotas` (``"erk"``,
         ``"igq"``, ...) or a mapping of layer densities: each layer keeps its own count.
@@ -418,11 +464,13 @@ def prune(
     Raises
     ------
     MaskError
-        Unknown method, ``snip``/``grasp`` without ``data``, bad data, unknown excluded layer.
+        Unknown method, ``snip``/``grasp`` without ``data``, bad data (labels that do not fit
+        the logits), unknown excluded layer.
     QuotaError
         Density outside (0, 1], or a budget smaller than the excluded layers.
     TraceError
-        If the model cannot be traced.
+        If the model cannot be traced, or (``snip``/``grasp``) fails on a data batch or
+        returns no tensor.
 
     Warns
     -----
@@ -448,7 +496,7 @@ def prune(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MaskError(f"seed: expected a non-negative integer, got {seed!r}")
     if method in ("snip", "grasp"):
-        _batches(data, method)  # validate before any work
+        data = _batches(data, method)  # validate before any work; read a generator once
     net = trace(model, example_input)
     dense = select_layers(net, exclude, what="excluded")
     counts = _layer_counts(net, d, quotas, dense)

@@ -54,6 +54,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import difflib
+import itertools
 import json
 import math
 import os
@@ -129,6 +130,11 @@ def _check_density(value: Any, where: str) -> float:
     return d
 
 
+MAX_GRID_POINTS = 1000
+"""Most densities one grid may hold: each is a full sweep row (every scheme and seed), so a
+larger grid is a typo more often than a plan (``0.1:0.0001:100000000``)."""
+
+
 def parse_density_grid(spec: str | float | Iterable[float]) -> list[float]:
     """Turn a density grid description into a list of densities.
 
@@ -148,7 +154,8 @@ def parse_density_grid(spec: str | float | Iterable[float]) -> list[float]:
     ------
     QuotaError
         For a malformed grid, a density outside (0, 1], ``N < 1`` (or ``N == 1`` with
-        ``START != STOP``), or a density that appears twice.
+        ``START != STOP``), more than :data:`MAX_GRID_POINTS` densities (checked before the
+        grid is built), or a density that appears twice.
 
     Examples
     --------
@@ -187,18 +194,25 @@ def parse_density_grid(spec: str | float | Iterable[float]) -> list[float]:
                     f"density grid {spec!r}: N: expected at least 2 points between two "
                     f"different ends, got {n}"
                 )
+            if n > MAX_GRID_POINTS:
+                raise QuotaError(
+                    f"density grid {spec!r}: N: at most {MAX_GRID_POINTS} points, got {n:,}"
+                )
             values = [float(v) for v in np.geomspace(start, stop, n)]
             values[0], values[-1] = start, stop  # exact ends
         else:
             items = [p.strip() for p in text.split(",") if p.strip()]
             if not items:
                 raise QuotaError(f"density grid {spec!r}: expected at least one density")
+            if len(items) > MAX_GRID_POINTS:
+                raise QuotaError(f"density grid: at most {MAX_GRID_POINTS} densities, got "
+                                 f"{len(items):,}")
             values = [_check_density(p, f"density grid {spec!r}") for p in items]
     elif isinstance(spec, (int, float, np.floating, np.integer)) and not isinstance(spec, bool):
         values = [_check_density(spec, "densities")]
     else:
-        try:
-            items = list(spec)  # type: ignore[arg-type]
+        try:  # never more than the bound from an endless iterator
+            items = list(itertools.islice(spec, MAX_GRID_POINTS + 1))  # type: ignore[arg-type]
         except TypeError:
             raise QuotaError(
                 f"densities: expected 'START:STOP:N', a list of densities or a number, got "
@@ -206,6 +220,8 @@ def parse_density_grid(spec: str | float | Iterable[float]) -> list[float]:
             ) from None
         if not items:
             raise QuotaError("densities: expected at least one density, got an empty list")
+        if len(items) > MAX_GRID_POINTS:
+            raise QuotaError(f"densities: at most {MAX_GRID_POINTS} densities, got more")
         values = [_check_density(v, "densities") for v in items]
     seen: set[float] = set()
     for v in values:
