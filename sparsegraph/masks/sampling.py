@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import QuotaError
 from ..graph.network import Layer, Network
+from ..registry import GRANULARITIES, STRUCTURES
 from ._kernels_sampling import fill_first_distinct, first_occurrences
 from .quotas import quota_counts, round_counts
 from .quotas import quotas as make_quotas
@@ -47,10 +48,6 @@ __all__ = [
     "random_masks_effective",
     "sample_indices",
 ]
-
-GRANULARITIES = ("weight", "kernel", "channel")
-STRUCTURES = ("random", "regular")
-
 
 # ---------------------------------------------------------------------------------------------
 # The compact form
@@ -533,7 +530,7 @@ def random_masks_effective(
     >>> info.effective_density <= 0.01 <= info.direct_density
     True
     """
-    from .quotas import _check_density
+    from .._args import check_density as _check_density
 
     target = _check_density(density, "density (target effective density)")
     if not isinstance(scheme, str):
