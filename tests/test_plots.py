@@ -260,8 +260,9 @@ def test_report_from_json_without_network(result, tmp_path):
     back = CompareResult.from_json(tmp_path / "r.json")
     text = render_report(back, images={"mine": b"\x89PNG\r\n\x1a\nfake"})
     assert text.count("data:image/png;base64,") == 1 and "mine" in text
-    text = render_report(back)  # draws the compression figure again, no quota figure
-    assert text.count("data:image/png;base64,") == 1
+    # both figures again: the layer densities come from the table, not from the network
+    text = render_report(back)
+    assert text.count("data:image/png;base64,") == 2
 
 
 @pytest.mark.parametrize("model", ["lenet5", "resnet20"])
