@@ -227,7 +227,7 @@ def test_resolve_module(user_file, monkeypatch):
 @pytest.mark.parametrize(
     ("suffix", "pattern"),
     [
-        (":make", "input shape is unknown; pass --input-shape"),
+        (":make", r"input shape is unknown; pass input_shape=\(1, 3, 32, 32\)"),
         (":missing", "has no attribute 'missing'"),
         (":mak", "did you mean 'make'"),
         (":broken", "raised RuntimeError: boom"),

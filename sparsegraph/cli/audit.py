@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_model_args, console, load_network, print_json
+from .options import coverage, print_coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spectral", action="store_true",
                    help="add the Ramanujan spectral metrics of each layer")
     p.add_argument("--plot", metavar="PNG", help="write per-layer direct vs effective density bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kernels=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,14 +50,18 @@ def run(args: argparse.Namespace) -> int:
         from ..sweep.plots import plot_audit
 
         plot_audit(report, args.plot)
+    cov = coverage(net, report.dense_layers, "no key in the mask file" if args.masks else
+                   "no mask file: the dense network")
     if args.json:
         data = report.to_dict()
+        data.update(cov)
         if spectral is not None:
             data["spectral"] = spectral.to_dict()
         print_json(data)
         return 0
     out = console()
     out.print(report)
+    print_coverage(cov, out, dense=False)  # the report names the dense layers itself
     if spectral is not None:
         out.print(spectral)
     if args.plot:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .common import add_model_args, console, load_network, print_json
+from .options import coverage, print_coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Ramanujan spectral bounds, IMDB and NaRC of each layer graph of a mask",
         description="Per-layer spectral metrics of the mask's bipartite layer graphs in the "
         "convention of Hoang et al. (ICLR 2023): lambda1, mu_hat, the Ramanujan gaps delta_s "
-        "and delta_r, IMDB and NaRC; layers with mean degree below 3 have no scores.",
+        "and delta_r, IMDB and NaRC. A layer graph whose mean degree is below 3 on either side "
+        "is too sparse for the bounds and gets no scores; the table and the JSON say why for "
+        "every missing value.",
     )
     add_model_args(p)
     p.add_argument(
@@ -37,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add log10 input-output path counts, each layer's share and the channel min cut",
     )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kernels=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,14 +66,20 @@ def run(args: argparse.Namespace) -> int:
         from ..metrics.paths import path_metrics
 
         paths = path_metrics(net, masks)
+    from .._args import dense_layers
+
+    cov = coverage(net, dense_layers(net, masks), "no key in the mask file" if args.masks else
+                   "no mask file: the dense network")
     if args.json:
         data = report.to_dict()
+        data.update(cov)
         if paths is not None:
             data["paths"] = paths.to_dict()
         print_json(data)
         return 0
     out = console()
     out.print(report)
+    print_coverage(cov, out)
     if paths is not None:
         cut = paths.min_cut
         out.print(
