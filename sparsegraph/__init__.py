@@ -49,6 +49,8 @@ _LAZY = {
     "AuditReport": "metrics.audit",
     "quotas": "masks.quotas",
     "QUOTA_SCHEMES": "masks.quotas",
+    "quota_table": "masks.quota_table",
+    "SCHEMES": "registry",
     "random_masks": "masks.sampling",
     "spectral": "metrics.spectral",
     "SpectralReport": "metrics.spectral",
@@ -64,6 +66,7 @@ _LAZY = {
     "PruneMasks": "pytorch.pruners",
     "read_metadata": "masks.files",
     "PRUNERS": "pytorch.pruners",
+    "load_data": "pytorch.data",
     "compare": "sweep.compare",
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_args, console, load_network, print_json
+from .common import add_model_args, console, load_net, print_json
 from .options import coverage, print_coverage
 
 
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..metrics.audit import audit
 
-    _, _, net = load_network(args)
+    net = load_net(args)
     if args.masks is None:
         masks = {}
     else:

@@ -64,6 +64,25 @@ def load_network(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     return model, example, net
 
 
+def load_net(args: argparse.Namespace) -> Any:
+    """The Network of ``args.model`` for commands that need only the graph: a built-in model
+    without ``--input-shape`` or ``--identity-modules`` comes from the trace cache
+    (:mod:`sparsegraph.cli.netcache`, no torch import) when it is there, and is put there when
+    it is not."""
+    from ..pytorch.catalog import CATALOG
+    from . import netcache
+
+    facts = CATALOG.get(args.model)
+    if facts is None or getattr(args, "input_shape", None) or getattr(args, "identity_modules",
+                                                                       None):
+        return load_network(args)[2]
+    net = netcache.load(args.model, facts.input_shape)
+    if net is None:
+        net = load_network(args)[2]
+        netcache.store(args.model, facts.input_shape, net)
+    return net
+
+
 def identity_modules(args: argparse.Namespace) -> dict[str, Any]:
     """``{"identity_modules": (classes...)}`` from ``--identity-modules`` (empty without it)."""
     text = getattr(args, "identity_modules", None)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..registry import GRANULARITIES, STRUCTURES
-from .common import add_model_args, load_network, print_json
+from .common import add_model_args, load_net, print_json
 from .options import (
     add_scheme_arg,
     check_output_free,
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     density = check_density(args.density, "--density")
     seed = check_seed(args.seed, "--seed")
     check_output_free(args.output, args.force)
-    _, _, net = load_network(args)
+    net = load_net(args)
     opts = quota_options(args, args.scheme)
     masks = random_masks(net, args.scheme, density=density, seed=seed,
                          granularity=args.granularity, structure=args.structure,

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..registry import names
-from .common import add_model_args, console, load_network, print_json, split_list
+from .common import add_model_args, console, load_net, print_json, split_list
 from .options import coverage, print_coverage, resolve_scheme, scheme_epilog
 
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if not resolve_scheme(s, "quota", "quotas").sweepable:
             raise QuotaError(f"--scheme {s} needs a mask to copy; from Python: "
                              f"sg.quotas(net, {s!r}, masks=...)")
-    _, _, net = load_network(args)
+    net = load_net(args)
     data = quota_table(net, schemes, density, dense=split_list(args.dense),
                        dense_in_budget=not args.dense_outside_budget,
                        erk_power_scale=args.erk_power_scale)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_args, console, load_network, print_json
+from .common import add_model_args, console, load_net, load_network, print_json
 from .options import coverage, print_coverage
 
 
@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..metrics.spectral import spectral
 
-    model, _, net = load_network(args)
+    model, net = None, None
+    if args.weighted:
+        model, _, net = load_network(args)
+    else:
+        net = load_net(args)
     if args.masks is None:
         masks: dict = {}
     else:

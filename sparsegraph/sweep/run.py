@@ -29,12 +29,13 @@ from ..errors import SparseGraphError
 from ..graph.network import Network
 from .results import NETWORK_ROW, num, ratio
 
-__all__ = ["CLUSTER_START_S", "Execution", "Payload", "execute"]
+__all__ = ["CLUSTER_START_S", "Execution", "Payload", "choose", "execute"]
 
 #: Seconds a local Dask cluster takes before its workers run tasks at full speed: starting the
 #: scheduler and the worker processes, importing numpy, numba and torch in each, and loading the
-#: kernels (measured on a loaded 2-core machine: 5-9 s for two workers).
-CLUSTER_START_S = 6.0
+#: kernels. Measured on a loaded 2-core machine for two workers: 14-21 s from start to the end of
+#: an 18-task ResNet-20 sweep that takes 1.1 s serially, 6-9 s of it in the workers' warm-up.
+CLUSTER_START_S = 10.0
 
 
 @dataclass
@@ -399,6 +400,25 @@ def _run_dask(active: Any, payload: Payload, specs: Sequence[tuple], indices: Se
         raise
 
 
+def choose(left_s: float, cores: int) -> tuple[str, str]:
+    """``("local" | "serial", reason)`` for ``left_s`` seconds of serial work on ``cores``:
+    a local cluster only when its workers save more time than :data:`CLUSTER_START_S`.
+
+    Examples
+    --------
+    >>> choose(3.0, 2)[0], choose(60.0, 2)[0]
+    ('serial', 'local')
+    """
+    saved = left_s - left_s / max(cores, 1)
+    head = f"about {left_s:.1f} s of work left after one task per scheme"
+    if cores > 1 and saved > CLUSTER_START_S:
+        return "local", (f"{head}: {cores} worker processes save more than the ~"
+                         f"{CLUSTER_START_S:g} s a local Dask cluster takes to start")
+    return "serial", (f"{head}: less than {cores} worker processes would save over the ~"
+                      f"{CLUSTER_START_S:g} s a local Dask cluster takes to start "
+                      "(ask for workers to use one anyway)")
+
+
 def execute(payload: Payload, specs: Sequence[tuple[str, str, float, int]], *,
             spectral: bool = False, client: Any = None, scheduler: str | None = None,
             workers: int | None = None, retries: int = 2, progress: bool = False,
@@ -432,18 +452,8 @@ def execute(payload: Payload, specs: Sequence[tuple[str, str, float, int]], *,
                 per = {specs[i][0]: t for i, t in took.items()}
                 left = sum(per[specs[i][0]] for i in todo)
                 ex.estimate_s = left
-                saved = left - left / cores
-                if saved > CLUSTER_START_S:
-                    how = "local"
-                    workers = cores
-                    ex.reason = (f"about {left:.1f} s of work left after one task per scheme: "
-                                 f"{cores} worker processes save more than the ~"
-                                 f"{CLUSTER_START_S:g} s a local cluster takes to start")
-                else:
-                    how = "serial"
-                    ex.reason = (f"about {left:.1f} s of work left after one task per scheme: "
-                                 f"less than {cores} worker processes would save over the ~"
-                                 f"{CLUSTER_START_S:g} s a local cluster takes to start")
+                how, ex.reason = choose(left, cores)
+                workers = cores if how == "local" else None
         elif how == "serial":
             ex.reason = ("requested (client=False or workers=0)" if client is False
                          or workers == 0 else "dask.distributed is not installed")
