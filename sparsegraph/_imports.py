@@ -36,7 +36,12 @@ def _from_file(path_text: str, what: str) -> Any:
     path = Path(path_text).expanduser()
     if not path.is_file():
         raise ArgumentError(f"{what}: file {path_text!r} does not exist")
-    name = f"_sparsegraph_user_{abs(hash(str(path.resolve())))}"
+    resolved = str(path.resolve())
+    for module in list(sys.modules.values()):  # imported already (e.g. as the MODEL's file):
+        where = getattr(module, "__file__", None)  # the same classes, not a second copy
+        if where and os.path.realpath(where) == resolved:
+            return module
+    name = f"_sparsegraph_user_{abs(hash(resolved))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ArgumentError(f"{what}: {path_text!r} cannot be imported as a Python module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .common import add_model_args, console, load_net, print_json
-from .options import coverage, print_coverage
+from .options import coverage, load_mask_file, print_coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,11 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     net = load_net(args)
     if args.masks is None:
-        masks = {}
+        masks, dense = {}, list(net.names)
     else:
-        from ..masks.files import load_masks
-
-        masks = load_masks(args.masks, net=net)
+        masks, dense = load_mask_file(args.masks, net)
+        masks = {k: v for k, v in masks.items() if k not in dense}  # dense: no key, as in the file
     report = audit(net, masks)
     spectral = None
     if args.spectral:
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         from ..sweep.plots import plot_audit
 
         plot_audit(report, args.plot)
-    cov = coverage(net, report.dense_layers, "no key in the mask file" if args.masks else
+    cov = coverage(net, dense, "no key in the mask file" if args.masks else
                    "no mask file: the dense network")
     if args.json:
         data = report.to_dict()

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", metavar="NAMES", default=None,
                    help="comma-separated layer names or globs kept dense by every scheme "
                    "(they count in the budget)")
+    p.add_argument("--rounds", type=int, default=100, metavar="N",
+                   help="rounds of the iterative schemes (synflow); default 100")
     add_data_args(p)
     p.add_argument("-o", "--output", metavar="DIR", default=None,
                    help="output directory (created; its four result files are overwritten); "
@@ -80,6 +82,8 @@ def _command(args: argparse.Namespace, out: str) -> list[str]:
     if args.data is not None:
         cmd += ["--data", args.data, "--batches", str(args.batches), "--batch-size",
                 str(args.batch_size), "--data-seed", str(args.data_seed)]
+    if args.rounds != 100:
+        cmd += ["--rounds", str(args.rounds)]
     if args.spectral:
         cmd.append("--spectral")
     cmd += ["-o", out]
@@ -139,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         input_shape=shape,
         exclude=split_list(args.exclude),
         data=data,
+        rounds=check_count(args.rounds, "--rounds"),
         command=_command(args, out),
     )
     folder = Path(out)

@@ -24,6 +24,7 @@ __all__ = [
     "check_output_free",
     "coverage",
     "data_from_args",
+    "load_mask_file",
     "print_coverage",
     "resolve_scheme",
     "scheme_epilog",
@@ -162,6 +163,20 @@ def print_coverage(cov: dict[str, list], out: Any = None, *, dense: bool = True)
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         out.print(f"[yellow]taken as dense ({cov['taken_dense'][0]['reason']}):[/yellow] "
                   f"{shown}", highlight=False, soft_wrap=True)
+
+
+def load_mask_file(path: str, net: Any) -> tuple[dict, list[str]]:
+    """``(masks, layers without a key)`` of a mask file checked against ``net``.
+
+    ``load_masks(path, net=net)`` checks the file against the network and fills layers without
+    a key as dense; which layers those were is read from the file's own keys (a second read of
+    the file: ``load_masks`` does not say which layers it filled).
+    """
+    from ..masks.files import load_masks
+
+    masks = load_masks(path, net=net)
+    keys = set(load_masks(path))
+    return masks, [n for n in net.names if n not in keys]
 
 
 def check_output_free(path: str, force: bool) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .common import add_model_args, console, load_net, load_network, print_json
-from .options import coverage, print_coverage
+from .options import coverage, load_mask_file, print_coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,11 +52,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         net = load_net(args)
     if args.masks is None:
-        masks: dict = {}
+        masks, dense = {}, list(net.names)
     else:
-        from ..masks.files import load_masks
-
-        masks = load_masks(args.masks, net=net)
+        masks, dense = load_mask_file(args.masks, net)
     weights = None
     if args.weighted:
         params = dict(model.named_parameters())
@@ -70,9 +68,7 @@ def run(args: argparse.Namespace) -> int:
         from ..metrics.paths import path_metrics
 
         paths = path_metrics(net, masks)
-    from .._args import dense_layers
-
-    cov = coverage(net, dense_layers(net, masks), "no key in the mask file" if args.masks else
+    cov = coverage(net, dense, "no key in the mask file" if args.masks else
                    "no mask file: the dense network")
     if args.json:
         data = report.to_dict()

@@ -552,8 +552,8 @@ def spectral(
         The traced network.
     masks : mapping of str to array-like of bool
         Masks keyed by layer name; layers without a key are dense.
-    weights : mapping of str to array-like, optional
-        Weights keyed by layer name (numpy arrays or torch tensors, e.g.
+    weights : nn.Module or mapping of str to array-like, optional
+        The model itself, or weights keyed by layer name (numpy arrays or torch tensors, e.g.
         ``dict(model.named_parameters())``); enables ``weighted_gap`` for the layers present.
     progress : bool, default False
         Show a progress bar (rich, on stderr).
@@ -594,9 +594,12 @@ def spectral(
     True
     """
     checked = check_masks(net, masks)
+    if weights is not None and hasattr(weights, "named_parameters"):  # an nn.Module
+        weights = dict(weights.named_parameters())
     if weights is not None and not isinstance(weights, Mapping):
         raise MaskError(
-            f"weights must be a mapping of layer name to array, got {type(weights).__name__}"
+            f"weights must be a model or a mapping of layer name to array, got "
+            f"{type(weights).__name__}"
         )
     records: list[LayerSpectrum] = []
     bar = None

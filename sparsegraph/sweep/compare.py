@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._args import check_count
 from ..errors import ModelSpecError, QuotaError, SparseGraphError
 from .plan import (
     check_dense_budget,
@@ -169,6 +170,7 @@ def compare(
     input_shape: Sequence[int] | None = None,
     exclude: str | Sequence[str] | None = None,
     data: Any = None,
+    rounds: int = 100,
     command: str | Sequence[str] | None = None,
 ) -> CompareResult:
     """Generate, audit and tabulate masks for every scheme x density x seed.
@@ -230,6 +232,8 @@ def compare(
         For the pruners that need data (``snip``, ``grasp``); every seed scores on the same
         batches (:func:`sparsegraph.load_data` makes them from digits, random inputs, a file
         or a factory).
+    rounds : int, default 100
+        Rounds of the iterative pruners (``synflow``), as in :func:`sparsegraph.prune`.
     command : str or sequence of str, optional
         The command line to record as the provenance (the CLI passes its own); by default the
         equivalent Python call.
@@ -285,12 +289,14 @@ def compare(
     seed_list = parse_seeds(seeds)
     if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
         raise SparseGraphError(f"retries: expected a non-negative integer, got {retries!r}")
+    rounds = check_count(rounds, "rounds")
     if isinstance(exclude, str):
         exclude = [exclude]
     need_model = any(kind == "pruner" for _, kind in scheme_list)
     payload, spec = load_target(model_or_net, example_input, input_shape, exclude, need_model,
                                 data if need_model else None)
     net = payload.net
+    payload.rounds = rounds
     check_dense_budget(net, payload.exclude, density_list)
 
     arguments: dict[str, Any] = {
@@ -303,6 +309,7 @@ def compare(
         "seeds": seed_list,
         "spectral": bool(spectral),
         "retries": int(retries),
+        "rounds": rounds,
         "data": getattr(data, "description", None) or ("given" if data is not None else None),
     }
     if command is None:
@@ -428,6 +435,7 @@ def reproduce(
         spectral=bool(args.get("spectral", False)),
         example_input=example_input,
         input_shape=args.get("input_shape") if model is None else None,
+        rounds=int(args.get("rounds", 100)),
         exclude=args.get("exclude"),
         data=data,
         command=prov.get("command"),

@@ -234,6 +234,8 @@ def python_call(args: Mapping[str, Any]) -> str:
     for key in ("spectral", "input_shape", "exclude"):
         if args.get(key):
             parts.append(f"{key}={args[key]!r}")
+    if args.get("rounds", 100) != 100:
+        parts.append(f"rounds={args['rounds']!r}")
     if args.get("data"):
         parts.append("data=data")
     return f"sparsegraph.compare({', '.join(parts)})"

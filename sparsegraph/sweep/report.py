@@ -222,6 +222,8 @@ def render_report(
         f"{_num(ex.get('tasks'))} tasks, {_e(ex.get('mode', '?'))} "
         f"({_num(ex.get('workers'))} worker(s)), {_num(ex.get('wall_s'), 3)} s; "
         f"created {_e(prov.get('created', ''))}.</p>",
+        *([f'<p class="muted">Ran {"serially" if ex.get("mode") == "serial" else "on Dask"}: '
+           f"{_e(ex['reason'])}.</p>"] if ex.get("reason") else []),
     ]
 
     failures = result.failures

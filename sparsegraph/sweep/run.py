@@ -42,13 +42,14 @@ CLUSTER_START_S = 10.0
 class Payload:
     """What every task needs, shipped to each worker once: the network; for pruners, the
     model and its example input (a picklable module); the layers kept dense; the data batches
-    of the pruners that need data."""
+    of the pruners that need data; the rounds of iterative pruners."""
 
     net: Network
     model: Any = None
     example_input: Any = None
     exclude: list[str] | None = None
     data: Any = None
+    rounds: int = 100
 
 
 def _make_masks(payload: Payload, scheme: str, kind: str, density: float, seed: int
@@ -91,7 +92,8 @@ def _prune_with_seed(payload: Payload, scheme: str, density: float, seed: int
         warnings.simplefilter("ignore", UserWarning)
         torch.manual_seed(int(seed))
         masks = prune(model, scheme, density=density, example_input=payload.example_input,
-                      seed=int(seed), exclude=payload.exclude or None, data=payload.data)
+                      seed=int(seed), exclude=payload.exclude or None, data=payload.data,
+                      rounds=payload.rounds)
     return dict(masks)
 
 
