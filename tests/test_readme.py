@@ -108,3 +108,22 @@ def test_command_line_examples_run(tmp_path, monkeypatch, capsys):
         out, err = capsys.readouterr()
         assert code == 0, (command, words, err)
         assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_python_example_runs():
+    """The README's Python block, as written, on its model (SynFlow with 3 rounds to keep it
+    short)."""
+    pytest.importorskip("sklearn")
+    section = README.split("## Python", 1)[1]
+    code = re.findall(r"```python\n(.+?)\n```", section, flags=re.S)[0]
+    code = code.replace('"synflow", density=0.01, example_input=x)',
+                        '"synflow", density=0.01, example_input=x, rounds=3)')
+    code = code.replace('data=data, exclude=["fc.weight"])', 'data=data, exclude=["fc.weight"], '
+                        'client=False, progress=False)')
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    res = scope["res"]
+    assert not res.failures
+    fc = [r for r in res.rows if r["layer"] == "fc.weight"]
+    assert fc and all(r["kept"] == r["params"] for r in fc)

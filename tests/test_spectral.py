@@ -637,3 +637,16 @@ def test_table_uses_one_missing_value_convention_and_explains_it():
     text = buf.export_text()
     assert "none" not in text and "why '-'" in text
     assert "too sparse (mean degree < 3)" in text and "never a zero" in text
+
+
+def test_weights_can_be_the_model_itself():
+    import sparsegraph as sg
+
+    model, x = sg.build_model("lenet5")
+    net = sg.trace(model, x)
+    masks = sg.random_masks(net, sg.quotas(net, "erk", 0.3), seed=0)
+    by_model = sg.spectral(net, masks, weights=model, imdb=False)
+    by_dict = sg.spectral(net, masks, weights=dict(model.named_parameters()), imdb=False)
+    gaps = [r.weighted_gap for r in by_model.layers]
+    assert gaps == [r.weighted_gap for r in by_dict.layers]
+    assert any(g is not None for g in gaps)
