@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .common import add_model_args, console, parse_shape, print_json, split_list
-from .options import add_data_args, add_scheme_arg, data_from_args, scheme_epilog
+from .options import add_data_args, add_scheme_arg, data_from_args, scheme_epilog, wrap
 
 #: Files written into the output directory.
 OUTPUT_FILES = ("results.csv", "results.json", "compression.png", "report.html")
@@ -18,13 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="sweep schemes x densities x seeds: effective vs direct compression, plots, report",
-        description="For every scheme, density and seed: make the mask (random masks from a "
+        description=wrap("For every scheme, density and seed: make the mask (random masks from a "
         "quota scheme, or a pruner's on the model re-initialised from the seed), audit it "
         "(exact effective sparsity) and collect direct/effective density, layer collapse and "
         "dead units. Writes results.csv, results.json, compression.png and a self-contained "
         "report.html into the output directory. Small sweeps run in this process; larger ones "
         "on a local Dask cluster when dask.distributed is installed (the output says which, "
-        "and why).",
+        "and why)."),
         epilog=scheme_epilog(("quota", "pruner"), sweepable_only=True),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -14,6 +14,7 @@ from .options import (
     print_coverage,
     resolve_scheme,
     scheme_epilog,
+    wrap,
 )
 from .quotas import add_quota_args, quota_options
 
@@ -23,10 +24,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "generate",
         help="write reproducible random masks from a layerwise quota",
-        description="Generate random masks with exactly the quota's kept count per layer, "
+        description=wrap("Generate random masks with exactly the quota's kept count per layer, "
         "uniformly without replacement, from one integer seed, and write them to a mask file "
         "(atomically; its metadata records scheme, density, seed, granularity, library version "
-        "and the model's fingerprint). Masks from a pruning score: `sparsegraph prune`.",
+        "and the model's fingerprint). Masks from a pruning score: `sparsegraph prune`."),
         epilog=scheme_epilog(("quota",), sweepable_only=True),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -28,10 +28,16 @@ __all__ = [
     "print_coverage",
     "resolve_scheme",
     "scheme_epilog",
+    "wrap",
 ]
 
 #: The sub-command that makes masks of each kind.
 _COMMAND_OF = {"quota": "generate", "pruner": "prune"}
+
+
+def wrap(text: str) -> str:
+    """A paragraph wrapped for ``--help`` pages that keep their layout as written."""
+    return textwrap.fill(text, width=90)
 
 
 def scheme_epilog(kinds: Iterable[str], *, sweepable_only: bool = False) -> str:
@@ -105,11 +111,11 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     """``--data``, ``--batches``, ``--batch-size`` and ``--data-seed``."""
     g = parser.add_argument_group(
         "data (for the schemes that need it: snip, grasp)",
-        "SOURCE is 'digits' (scikit-learn's 8x8 digits, offline, resized to the input), "
+        wrap("SOURCE is 'digits' (scikit-learn's 8x8 digits, offline, resized to the input), "
         "'random' (standard normal inputs, labels uniform over the model's classes), a .npz "
         "file of arrays x and y (read with allow_pickle=False), a .pt file of a dict {x, y} or "
         "an (x, y) pair (read with weights_only=True), or pkg.module:factory / file.py:factory "
-        "returning a Dataset, a DataLoader or an (x, y) pair.",
+        "returning a Dataset, a DataLoader or an (x, y) pair."),
     )
     g.add_argument("--data", metavar="SOURCE", default=None, help="where the batches come from")
     g.add_argument("--batches", type=int, default=1, metavar="N", help="batches (default 1)")

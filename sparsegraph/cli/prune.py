@@ -17,6 +17,7 @@ from .options import (
     print_coverage,
     resolve_scheme,
     scheme_epilog,
+    wrap,
 )
 
 
@@ -24,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "prune",
         help=f"masks from a pruning score ({', '.join(names('pruner'))})",
-        description="Score every prunable weight of MODEL at its initialisation and keep exactly "
-        "round(density * N) of them (globally, or per layer with --quotas). SNIP and GraSP "
-        "score on data: give --data.",
+        description=wrap("Score every prunable weight of MODEL at its initialisation and keep "
+        "exactly round(density * N) of them (globally, or per layer with --quotas). SNIP and GraSP "
+        "score on data: give --data."),
         epilog=scheme_epilog(("pruner",)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..registry import names
 from .common import add_model_args, console, load_net, print_json, split_list
-from .options import coverage, print_coverage, resolve_scheme, scheme_epilog
+from .options import coverage, print_coverage, resolve_scheme, scheme_epilog, wrap
 
 
 def add_quota_args(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +38,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "quotas",
         help="per-layer densities of the layerwise quota schemes",
-        description="Show how each quota scheme spreads an overall density over the prunable "
+        description=wrap("Show how each quota scheme spreads an overall density over the prunable "
         "layers: per-layer weights, densities and kept counts (which sum exactly to "
-        "round(density * N)).",
+        "round(density * N))."),
         epilog=scheme_epilog(("quota",), sweepable_only=True),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
