@@ -35,6 +35,8 @@ a layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 __all__ = [
     "SparseGraphError",
     "TraceError",
@@ -49,7 +51,42 @@ __all__ = [
 
 
 class SparseGraphError(Exception):
-    """Base class of every error sparsegraph raises on bad input."""
+    """Base class of every error sparsegraph raises on bad input.
+
+    Advice that names an argument is written with a placeholder and the argument's Python
+    spelling given as a keyword, so each front end can name its own argument:
+
+    >>> err = MaskFileError("m.npz exists; pass {overwrite} to replace it",
+    ...                     overwrite="overwrite=True")
+    >>> str(err)
+    'm.npz exists; pass overwrite=True to replace it'
+    >>> err.render({"overwrite": "--force"})
+    'm.npz exists; pass --force to replace it'
+
+    ``str(exc)`` is the Python wording; the command line renders the same error with its one
+    table of flags (``sparsegraph.cli.flags``). Only ``{name}`` for a name given as a keyword
+    is a placeholder; any other brace in the message is text.
+
+    Parameters
+    ----------
+    message : str
+        The message, with ``{name}`` placeholders when ``spellings`` are given.
+    **spellings : str
+        Placeholder name -> its Python spelling (``overwrite="overwrite=True"``).
+    """
+
+    def __init__(self, message: object = "", /, **spellings: str) -> None:
+        self.template = str(message)
+        self.spellings = dict(spellings)
+        super().__init__(self.render())
+
+    def render(self, spellings: Mapping[str, str] | None = None) -> str:
+        """The message with each placeholder in ``spellings``'s wording (the Python one for
+        placeholders it lacks)."""
+        text = self.template
+        for key, python in self.spellings.items():
+            text = text.replace("{" + key + "}", (spellings or {}).get(key, python))
+        return text
 
 
 class TraceError(SparseGraphError, TypeError):

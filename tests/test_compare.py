@@ -28,6 +28,8 @@ from sparsegraph.sweep.compare import (
 
 # the module itself (``sparsegraph.sweep.compare`` may be bound to the function of that name)
 cmp = importlib.import_module("sparsegraph.sweep.compare")
+# where the tasks run (the module whose _make_masks the failure tests replace)
+run_mod = importlib.import_module("sparsegraph.sweep.run")
 
 SCHEMES = ["uniform", "erk", "igq"]
 DENSITIES = [0.1, 0.01, 0.001]
@@ -192,7 +194,7 @@ def test_model_object_needs_example_input(lenet):
     ("kwargs", "exc", "match"),
     [
         ({"schemes": "uniform,ekr"}, QuotaError, "did you mean .*'erk'"),
-        ({"schemes": "from_mask"}, QuotaError, "unknown scheme"),
+        ({"schemes": "from_mask"}, QuotaError, "not a scheme to sweep"),
         ({"schemes": "uniform,uniform"}, QuotaError, "twice"),
         ({"schemes": ""}, QuotaError, "at least one"),
         ({"densities": 0.0}, QuotaError, r"\(0, 1\]"),
@@ -244,7 +246,7 @@ def test_pruner_schemes(lenet):
     rep = sg.audit(net, masks)
     row = next(r for r in rows if r["scheme"] == "magnitude" and r["seed"] == 1)
     assert (row["kept"], row["effective"]) == (rep.network.kept, rep.network.effective)
-    with pytest.raises(QuotaError, match="unknown scheme 'snip'"):
+    with pytest.raises(QuotaError, match="'snip' needs data: pass data="):
         compare(model, example_input=x, schemes="snip", densities=0.1, client=False,
                 progress=False)
 
@@ -279,8 +281,8 @@ def _breaking(original, bad_density, fail_times=None):
 
 
 def test_failed_task_is_reported_not_dropped(lenet, monkeypatch):
-    patched, calls = _breaking(cmp._make_masks, 0.01)
-    monkeypatch.setattr(cmp, "_make_masks", patched)
+    patched, calls = _breaking(run_mod._make_masks, 0.01)
+    monkeypatch.setattr(run_mod, "_make_masks", patched)
     res = compare(lenet[2], schemes="uniform", densities=[0.1, 0.01], seeds=1, retries=2,
                   client=False, progress=False)
     assert calls["n"] == 3  # first try + 2 retries
@@ -296,8 +298,8 @@ def test_failed_task_is_reported_not_dropped(lenet, monkeypatch):
 
 
 def test_flaky_task_is_retried(lenet, monkeypatch):
-    patched, calls = _breaking(cmp._make_masks, 0.01, fail_times=1)
-    monkeypatch.setattr(cmp, "_make_masks", patched)
+    patched, calls = _breaking(run_mod._make_masks, 0.01, fail_times=1)
+    monkeypatch.setattr(run_mod, "_make_masks", patched)
     res = compare(lenet[2], schemes="uniform", densities=[0.01], retries=1, client=False,
                   progress=False)
     assert calls["n"] == 2 and not res.failures and res.tasks[0]["attempts"] == 2
@@ -305,8 +307,8 @@ def test_flaky_task_is_retried(lenet, monkeypatch):
 
 def test_dask_failures_are_reported(lenet, monkeypatch):
     distributed = pytest.importorskip("distributed")
-    patched, calls = _breaking(cmp._make_masks, 0.01)
-    monkeypatch.setattr(cmp, "_make_masks", patched)
+    patched, calls = _breaking(run_mod._make_masks, 0.01)
+    monkeypatch.setattr(run_mod, "_make_masks", patched)
     # threads in this process, so the patched function is what the workers run
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=":0") as cluster, \
@@ -484,3 +486,95 @@ def test_scheduler_address(lenet, serial):
     with pytest.raises(SparseGraphError, match="workers"):
         compare(lenet[2], schemes="igq", densities=0.1, scheduler="tcp://127.0.0.1:1",
                 workers=2, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# exclude, data, and where the tasks run (issues 10 and 15)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["name", "model", "network"])
+def test_exclude_keeps_layers_dense_in_every_scheme(lenet, target):
+    model, x, net = lenet
+    schemes = ["uniform", "erk", "igq"] + (["magnitude", "lamp", "random"]
+                                           if target != "network" else [])
+    arg = {"name": "lenet300", "model": model, "network": net}[target]
+    extra = {"example_input": x} if target == "model" else {}
+    res = compare(arg, schemes=schemes, densities=[0.05, 0.02], exclude=["fc3.weight"],
+                  client=False, progress=False, **extra)
+    assert not res.failures, res.failures
+    fc3 = [r for r in res.rows if r["layer"] == "fc3.weight"]
+    assert len(fc3) == len(schemes) * 2 and all(r["kept"] == r["params"] == 1000 for r in fc3)
+    for row in res.network_rows():  # dense layers count in the budget: overall density exact
+        assert row["kept"] == round(row["density"] * net.params)
+    assert res.provenance["model"]["dense"] == ["fc3.weight"]
+    # a quota task is exactly random_masks with the excluded layers as dense=
+    want = sg.random_masks(net, sg.quotas(net, "erk", 0.02, dense=["fc3.weight"]), seed=0)
+    got = {r["layer"]: r["kept"] for r in res.rows
+           if r["scheme"] == "erk" and r["density"] == 0.02 and r["layer"] != NETWORK_ROW}
+    assert got == {k: int(m.sum()) for k, m in want.items()}
+
+
+def test_exclude_patterns_and_errors_before_any_work(lenet):
+    net = lenet[2]
+    res = compare(net, schemes="igq", densities=0.2, exclude="fc[23].*", client=False,
+                  progress=False)
+    assert res.provenance["model"]["dense"] == ["fc2.weight", "fc3.weight"]
+    with pytest.raises(sg.MaskError, match="matches no prunable layer"):
+        compare(net, schemes="igq", densities=0.1, exclude=["conv9.weight"], client=False,
+                progress=False)
+    with pytest.raises(QuotaError, match=r"exclude: the excluded layers fc1.weight keep "
+                       r"235,200 weights, more than density 0.1 allows"):  # before any task
+        compare(net, schemes="igq", densities=[0.5, 0.1], exclude=["fc1.weight"], client=False,
+                progress=False)
+
+
+def test_pruners_that_need_data_sweep_with_it(lenet):
+    import torch
+
+    model, x, net = lenet
+    data = (torch.randn(16, 1, 28, 28), torch.randint(10, (16,)))
+    res = compare(model, example_input=x, schemes="snip,grasp", densities=[0.05], seeds=2,
+                  data=data, client=False, progress=False)
+    assert not res.failures, res.failures
+    assert [r["kept"] for r in res.network_rows()] == [round(0.05 * net.params)] * 4
+    assert res.provenance["arguments"]["data"] == "given"
+    again = reproduce(res, model=model, example_input=x, data=data, client=False,
+                      progress=False)
+    assert again.equals(res)
+
+
+def test_rounds_reach_the_iterative_pruner(lenet):
+    model, x, net = lenet
+    res = compare(model, example_input=x, schemes="synflow", densities=[0.05], rounds=2,
+                  client=False, progress=False)
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        fresh = type(model)()
+    masks = sg.prune(fresh, "synflow", density=0.05, example_input=x, rounds=2)
+    row = res.network_rows()[0]
+    assert row["effective"] == sg.audit(net, masks).network.effective
+    assert "rounds=2" in res.provenance["python_call"]
+
+
+def test_small_sweeps_run_serially_and_say_why(lenet):
+    pytest.importorskip("distributed")
+    res = compare(lenet[2], schemes="uniform,igq", densities=[0.1, 0.05, 0.01], progress=False)
+    ex = res.provenance["execution"]
+    if ex["mode"] == "serial" and "one core" not in ex["reason"]:
+        assert "s of work left" in ex["reason"] and ex["estimated_s"] < 10
+    assert res.equals(compare(lenet[2], schemes="uniform,igq", densities=[0.1, 0.05, 0.01],
+                              client=False, progress=False))
+
+
+def test_choose_compares_the_saving_with_the_cluster_start():
+    from sparsegraph.sweep.run import CLUSTER_START_S, choose
+
+    assert choose(0.5, 2)[0] == "serial"
+    assert choose(2.5 * CLUSTER_START_S, 2)[0] == "local"  # saves 1.25 x the start-up
+    assert choose(1.5 * CLUSTER_START_S, 2)[0] == "serial"  # saves only 0.75 x
+    assert choose(1000.0, 1)[0] == "serial"
+    mode, reason = choose(100.0, 4)
+    assert mode == "local" and "4 worker processes" in reason

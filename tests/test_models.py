@@ -227,7 +227,7 @@ def test_resolve_module(user_file, monkeypatch):
 @pytest.mark.parametrize(
     ("suffix", "pattern"),
     [
-        (":make", "input shape is unknown; pass --input-shape"),
+        (":make", r"input shape is unknown; pass input_shape=\(1, 3, 32, 32\)"),
         (":missing", "has no attribute 'missing'"),
         (":mak", "did you mean 'make'"),
         (":broken", "raised RuntimeError: boom"),
@@ -273,3 +273,22 @@ def test_cli_models(capsys):
     assert rows["lenet300"]["prunable_params"] == 266_200
     assert main(["models"]) == 0
     assert "resnet50" in capsys.readouterr().out
+
+
+def test_static_catalog_matches_the_real_models():
+    """``sparsegraph models`` reads a static table (no torch import); it must be the truth."""
+    import torch
+
+    from sparsegraph.pytorch.catalog import CATALOG
+    from sparsegraph.pytorch.models import prunable_params
+
+    assert list(CATALOG) == list(MODELS)
+    for name, spec in MODELS.items():
+        facts = CATALOG[name]
+        with torch.device("meta"):
+            model = spec.factory(num_classes=spec.num_classes)
+        assert facts.input_shape == spec.input_shape, name
+        assert facts.num_classes == spec.num_classes, name
+        assert facts.description == spec.description, name
+        assert facts.params == sum(p.numel() for p in model.parameters()), name
+        assert facts.prunable_params == prunable_params(model), name

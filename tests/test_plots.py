@@ -261,8 +261,9 @@ def test_report_from_json_without_network(result, tmp_path):
     back = CompareResult.from_json(tmp_path / "r.json")
     text = render_report(back, images={"mine": b"\x89PNG\r\n\x1a\nfake"})
     assert text.count("data:image/png;base64,") == 1 and "mine" in text
-    text = render_report(back)  # draws the compression figure again, no quota figure
-    assert text.count("data:image/png;base64,") == 1
+    # both figures again: the layer densities come from the table, not from the network
+    text = render_report(back)
+    assert text.count("data:image/png;base64,") == 2
 
 
 @pytest.mark.parametrize("model", ["lenet5", "resnet20"])
@@ -281,3 +282,113 @@ def test_cli_files_for_builtin_models(model, tmp_path):
         assert scheme in body
     rows = CompareResult.from_json(out / "results.json").network_rows()
     assert len(rows) == 6 and all(math.isfinite(r["direct_compression"]) for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a reader needs from the figures and tables (issue 15, item 7)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rows_collapsing_together():
+    """Three schemes; erk and igq first collapse at the same direct compression."""
+    rows = []
+    for scheme, collapse_at in (("uniform", 100.0), ("erk", 1000.0), ("igq", 1000.0)):
+        for x in (10.0, 100.0, 1000.0):
+            collapsed = x >= collapse_at
+            rows.append({"scheme": scheme, "density": 1 / x, "seed": 0, "layer": "__network__",
+                         "direct_compression": x, "collapsed": collapsed,
+                         "effective_compression": math.inf if collapsed else x * 1.5})
+    return rows
+
+
+def test_coincident_collapse_markers_are_all_visible():
+    fig = plot_compression(_rows_collapsing_together())
+    ax = fig.axes[0]
+    markers = {ln.get_gid(): ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith(
+        "collapse:")}
+    assert set(markers) == {"collapse:uniform", "collapse:erk", "collapse:igq"}
+    fig.canvas.draw()
+    pos = {gid: ln.get_transform().transform(np.column_stack(ln.get_data()))[0]
+           for gid, ln in markers.items()}
+    size = markers["collapse:erk"].get_markersize() * fig.dpi / 72  # points -> pixels
+    erk, igq = pos["collapse:erk"], pos["collapse:igq"]
+    assert abs(erk[0] - igq[0]) < 1 and abs(erk[1] - igq[1]) >= size  # stacked, not hidden
+    labels = {t.get_gid() for t in ax.texts}
+    assert {"collapse-label:erk", "collapse-label:igq"} <= labels
+    assert "collapse-label:uniform" not in labels  # alone at its compression: no label needed
+    for ln in markers.values():
+        assert ln.get_visible() and ln.get_alpha() in (None, 1.0)
+
+
+def test_quota_figure_reads_on_resnet20_and_explains_rounding():
+    model, x = sg.build_model("resnet20")
+    net = sg.trace(model, x)
+    q = {s: sg.quotas(net, s, 0.005) for s in ("uniform", "erk", "igq")}
+    fig = plot_quotas(net, q)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    ticks = ax.get_xticklabels()
+    assert len(ticks) == len(net.layers)
+    assert min(t.get_fontsize() for t in ticks) >= 9
+    # rotated labels do not overlap: the spacing across the text direction exceeds its height
+    xs = [ax.transData.transform((i, 1))[0] for i in range(len(ticks))]
+    height = ticks[0].get_fontsize() * fig.dpi / 72
+    assert min(np.diff(xs)) * math.sin(math.radians(60)) > 1.2 * height
+    title = ax.get_legend().get_title().get_text()
+    assert "whole weights" in title and "uniform" in title
+
+
+def test_quota_legend_has_no_rounding_note_when_lines_are_not_uneven(lenet5):
+    flat = {"a": {n: 1.0 for n in lenet5.names}}
+    fig = plot_quotas(lenet5, flat)
+    assert "whole weights" not in fig.axes[0].get_legend().get_title().get_text()
+
+
+def test_report_captions_layer_figure_and_missing_schemes(tmp_path):
+    model, x = sg.build_model("lenet300")
+    res = compare(model, example_input=x, schemes="uniform,igq,magnitude",
+                  densities="0.1:0.001:3", client=False, progress=False)
+    text = render_report(res)
+    p = _parse(text)
+    captions = [t for t in p.text if "diagonal" in t or "Per-layer density" in t]
+    assert len(captions) == 2
+    layer_caption = next(c for c in captions if "Per-layer" in c)
+    from sparsegraph.sweep.report import layer_densities, layer_figure_density
+
+    d, why = layer_figure_density(res)
+    assert f"{d:.3g}" in layer_caption and why in layer_caption
+    shown = layer_densities(res, d)
+    assert set(shown) == {"uniform", "igq", "magnitude"}  # the pruner is in the figure
+    mag = [r for r in res.rows if r["scheme"] == "magnitude" and r["density"] == d
+           and r["layer"] != "__network__"]
+    assert shown["magnitude"] == {r["layer"]: r["direct_density"] for r in mag}
+    # a scheme with no successful task at that density is named as missing
+    broken = CompareResult.from_dict(res.to_dict())
+    broken.rows = [r for r in broken.rows if not (r["scheme"] == "igq" and r["density"] == d)]
+    assert "Missing: igq" in render_report(broken)
+
+
+def test_tables_hide_min_max_with_one_seed_and_show_target_and_reached(result):
+    from sparsegraph.sweep.report import summary_columns
+
+    labels = [c[0] for c in summary_columns(result)]
+    assert "target density" in labels and "direct density (mean)" in labels
+    assert "effective × min" in labels  # 2 seeds
+    one = compare("lenet300", schemes="uniform", densities="0.1,0.01", client=False,
+                  progress=False)
+    labels = [c[0] for c in summary_columns(one)]
+    assert not any("min" in lb or "max" in lb or "mean" in lb for lb in labels)
+    text = render_report(one)
+    assert "<th>min</th>" not in text and "target density" in text
+    row = one.summary()[1]
+    assert row["target_density"] == 0.01 and row["direct_density"] == pytest.approx(0.01, 1e-4)
+
+
+def test_cli_summary_says_how_it_ran_and_hides_min_max(tmp_path, capsys):
+    from sparsegraph.cli import main
+
+    assert main(["compare", "lenet300", "--scheme", "uniform,erk", "--densities", "0.1,0.01",
+                 "-o", str(tmp_path / "o"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "target density" in out and "direct density" in out and " min " not in out
+    assert "ran in this process: about" in out and "s of work left" in out

@@ -561,3 +561,93 @@ def test_lanczos_solver_special_graphs():
     # deterministic: same bytes twice
     rb = np.random.default_rng(9).random((80, 40)) < 0.2
     assert solver_top2(rb) == solver_top2(rb)
+
+
+# ------------------------------------------------------------------------------------------
+# every missing value says why (issue 15, item 6)
+
+
+def test_degree_gate_says_sparse_not_collapsed_when_weights_are_effective():
+    import torch
+
+    import sparsegraph as sg
+
+    # a 2-layer chain whose every kept weight is on a path, yet with mean degree < 3
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 8))
+    net = sg.trace(model, torch.zeros(1, 8))
+    eye = np.eye(8, dtype=bool)
+    masks = {"0.weight": eye, "1.weight": eye}
+    assert sg.audit(net, masks).network.effective == 16  # all kept weights effective
+    rep = sg.spectral(net, masks)
+    for rec in rep.layers:
+        assert not rec.scored and "too sparse" in rec.reason and "collapsed" not in rec.reason
+        assert rec.imdb is None and rec.imdb_reason.startswith("the layer is not scored")
+    empty = layer_spectrum(linear(4, 6), np.zeros((4, 6), bool))
+    assert "collapsed" in empty.reason
+
+
+def test_imdb_reason_for_each_case():
+    from sparsegraph.metrics.spectral_report import imdb_reason_code
+
+    layer = linear(12, 12)
+    dense = layer_spectrum(layer, np.ones((12, 12), bool))  # one group of 12 inputs of degree 12
+    assert dense.imdb is not None and dense.imdb_reason is None
+    assert imdb_reason_code(dense) is None
+    distinct = np.zeros((12, 12), bool)  # input j has degree j + 1: no two share a degree
+    for j in range(12):
+        distinct[: j + 1, j] = True
+    rec = layer_spectrum(layer, distinct)
+    assert rec.scored and rec.imdb is None and rec.imdb_subgraphs == 0
+    assert imdb_reason_code(rec) == "no_groups"
+    assert rec.imdb_reason.startswith("no 3 or more inputs share one degree")
+    # four groups of 3 inputs (degrees 3..6), each input on its own outputs: every group's
+    # subgraph has right mean degree 1 < 3, while the layer (18 outputs) has 3 and is scored
+    spread = np.zeros((18, 12), bool)
+    for g, d in enumerate(range(3, 7)):
+        for k in range(3):
+            spread[k * d:(k + 1) * d, 3 * g + k] = True
+    rec = layer_spectrum(linear(18, 12), spread)
+    assert rec.scored and rec.imdb_subgraphs == 4 and rec.imdb_scored == 0 and rec.imdb is None
+    assert imdb_reason_code(rec) == "none_scored" and "gate" in rec.imdb_reason
+    off = layer_spectrum(layer, np.ones((12, 12), bool), imdb=False)
+    assert off.imdb is None and imdb_reason_code(off) == "off"
+    assert "not computed" in off.to_dict()["imdb_reason"]
+
+
+def test_depthwise_small_fan_in_explains_missing_imdb():
+    # depthwise 3x3 convolution: the left side is the 9 taps; a random mask gives the taps
+    # different degrees, so no IMDB group exists; the record says so
+    layer = Layer("dw.weight", "dw", "conv", (64, 1, 3, 3), 64, 64, groups=64, kernel=(3, 3))
+    mask = np.random.default_rng(3).random((64, 1, 3, 3)) < 0.6
+    rec = layer_spectrum(layer, mask)
+    assert rec.scored
+    if rec.imdb is None:
+        assert rec.imdb_reason is not None and rec.imdb_reason.split(":")[0] in {
+            "no 3 or more inputs share one degree",
+            "no left-degree group passes the degree gate (mean degree >= 3 on both sides of "
+            "its subgraph)"}
+
+
+def test_table_uses_one_missing_value_convention_and_explains_it():
+    from rich.console import Console
+
+    net = one_layer_net(linear(8, 8))
+    rep = spectral(net, {"fc.weight": np.eye(8, dtype=bool)})
+    buf = Console(width=200, record=True, color_system=None)
+    buf.print(rep)
+    text = buf.export_text()
+    assert "none" not in text and "why '-'" in text
+    assert "too sparse (mean degree < 3)" in text and "never a zero" in text
+
+
+def test_weights_can_be_the_model_itself():
+    import sparsegraph as sg
+
+    model, x = sg.build_model("lenet5")
+    net = sg.trace(model, x)
+    masks = sg.random_masks(net, sg.quotas(net, "erk", 0.3), seed=0)
+    by_model = sg.spectral(net, masks, weights=model, imdb=False)
+    by_dict = sg.spectral(net, masks, weights=dict(model.named_parameters()), imdb=False)
+    gaps = [r.weighted_gap for r in by_model.layers]
+    assert gaps == [r.weighted_gap for r in by_dict.layers]
+    assert any(g is not None for g in gaps)

@@ -2,7 +2,11 @@
 
 Each sub-command lives in its own module of this package with a ``register(subparsers)``
 function; :func:`main` wires them together and turns every :class:`SparseGraphError` into one
-line on stderr and exit status 2.
+line on stderr and exit status 2, worded with the command line's flags
+(:mod:`sparsegraph.cli.flags`). Registering the sub-commands imports neither numpy, numba nor
+torch, so ``sparsegraph --help`` and ``sparsegraph models`` start fast; a sub-command that runs
+the numba kernels (``kernels=True`` in its defaults) shows ``compiling kernels (first run only)``
+on a terminal while numba compiles (:mod:`sparsegraph.cli.notice`).
 """
 
 from __future__ import annotations
@@ -42,12 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    from .flags import render
+    from .notice import compile_notice
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with compile_notice(enabled=None if getattr(args, "kernels", False) else False):
+            return int(args.func(args) or 0)
     except SparseGraphError as exc:  # one line, whatever a file or name put in the message
-        message = " ".join(str(exc).splitlines())
+        message = " ".join(render(exc, args.command).splitlines())
         print(f"sparsegraph {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_model_args, check_plot, console, load_network, print_json
+from .common import add_model_args, check_plot, console, load_net, print_json
+from .options import coverage, load_mask_file, print_coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,20 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spectral", action="store_true",
                    help="add the Ramanujan spectral metrics of each layer")
     p.add_argument("--plot", metavar="PNG", help="write per-layer direct vs effective density bars")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kernels=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..metrics.audit import audit
 
     check_plot(args.plot)
-    _, _, net = load_network(args)
+    net = load_net(args)
     if args.masks is None:
-        masks = {}
+        masks, dense = {}, list(net.names)
     else:
-        from ..masks.files import load_masks
-
-        masks = load_masks(args.masks, net=net)
+        masks, dense = load_mask_file(args.masks, net)
+        masks = {k: v for k, v in masks.items() if k not in dense}  # dense: no key, as in the file
     report = audit(net, masks)
     spectral = None
     if args.spectral:
@@ -50,14 +50,18 @@ def run(args: argparse.Namespace) -> int:
         from ..sweep.plots import plot_audit
 
         plot_audit(report, args.plot)
+    cov = coverage(net, dense, "no key in the mask file" if args.masks else
+                   "no mask file: the dense network")
     if args.json:
         data = report.to_dict()
+        data.update(cov)
         if spectral is not None:
             data["spectral"] = spectral.to_dict()
         print_json(data)
         return 0
     out = console()
     out.print(report)
+    print_coverage(cov, out, dense=False)  # the report names the dense layers itself
     if spectral is not None:
         out.print(spectral)
     if args.plot:

@@ -31,6 +31,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="example input shape with batch, e.g. 1,3,32,32 (built-in models know theirs); "
         "repeat it for a model whose forward takes several inputs",
     )
+    parser.add_argument(
+        "--identity-modules",
+        metavar="MODULE:CLASS[,...]",
+        default=None,
+        help="module classes the tracer treats as element-wise maps (custom activations or "
+        "norms); the weights inside them are left out of the graph, and the output says so",
+    )
 
 
 class _ShapesAction(argparse.Action):
@@ -88,8 +95,41 @@ def load_network(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from ..pytorch.models import resolve_model
 
     model, example = resolve_model(args.model, parse_shape(getattr(args, "input_shape", None)))
-    net = trace(model, example, name=args.model)
+    net = trace(model, example, name=args.model, **identity_modules(args))
     return model, example, net
+
+
+def load_net(args: argparse.Namespace) -> Any:
+    """The Network of ``args.model`` for commands that need only the graph: a built-in model
+    without ``--input-shape`` or ``--identity-modules`` comes from the trace cache
+    (:mod:`sparsegraph.cli.netcache`, no torch import) when it is there, and is put there when
+    it is not."""
+    from ..pytorch.catalog import CATALOG
+    from . import netcache
+
+    facts = CATALOG.get(args.model)
+    if facts is None or getattr(args, "input_shape", None) or getattr(args, "identity_modules",
+                                                                       None):
+        return load_network(args)[2]
+    net = netcache.load(args.model, facts.input_shape)
+    if net is None:
+        net = load_network(args)[2]
+        netcache.store(args.model, facts.input_shape, net)
+    return net
+
+
+def identity_modules(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"identity_modules": (classes...)}`` from ``--identity-modules`` (empty without it)."""
+    text = getattr(args, "identity_modules", None)
+    if not text:
+        return {}
+    from .._imports import import_object
+
+    classes = tuple(import_object(spec, "--identity-modules") for spec in split_list(text) or [])
+    for spec, cls in zip(split_list(text) or [], classes, strict=True):
+        if not isinstance(cls, type):
+            raise ModelSpecError(f"--identity-modules: {spec!r} is not a class")
+    return {"identity_modules": classes}
 
 
 def print_json(data: Any) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .common import add_model_args, console, parse_shape, print_json, split_list
+from .options import add_data_args, add_scheme_arg, data_from_args, scheme_epilog, wrap
 
 #: Files written into the output directory.
 OUTPUT_FILES = ("results.csv", "results.json", "compression.png", "report.html")
@@ -17,22 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="sweep schemes x densities x seeds: effective vs direct compression, plots, report",
-        description="For every scheme, density and seed: generate the mask, audit it (exact "
-        "effective sparsity) and collect direct/effective density, layer collapse and dead "
-        "units. Writes results.csv, results.json, compression.png and a self-contained "
-        "report.html into the output directory. Runs on a local Dask cluster when "
-        "dask.distributed is installed (serially otherwise).",
+        description=wrap("For every scheme, density and seed: make the mask (random masks from a "
+        "quota scheme, or a pruner's on the model re-initialised from the seed), audit it "
+        "(exact effective sparsity) and collect direct/effective density, layer collapse and "
+        "dead units. Writes results.csv, results.json, compression.png and a self-contained "
+        "report.html into the output directory. Small sweeps run in this process; larger ones "
+        "on a local Dask cluster when dask.distributed is installed (the output says which, "
+        "and why)."),
+        epilog=scheme_epilog(("quota", "pruner"), sweepable_only=True),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_args(p)
-    p.add_argument(
-        "--schemes",
-        default="uniform,erk,igq",
-        metavar="NAMES",
-        help="comma-separated quota schemes (uniform, uniform+, er, erk, er_graph, igq: random "
-        "masks with that layerwise quota) and/or data-free pruners (synflow, magnitude, "
-        "random, lamp; scored at a fresh initialisation from each seed); "
-        "default: uniform,erk,igq",
-    )
+    add_scheme_arg(p, ("quota", "pruner"), default="uniform,erk,igq", several=True,
+                   old="--schemes")
     p.add_argument(
         "--densities",
         default="0.1:0.0001:20",
@@ -42,14 +40,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=int, default=1, metavar="N",
                    help="seeds per scheme and density (0 .. N-1); default 1")
+    p.add_argument("--exclude", metavar="NAMES", default=None,
+                   help="comma-separated layer names or globs kept dense by every scheme "
+                   "(they count in the budget)")
+    p.add_argument("--rounds", type=int, default=100, metavar="N",
+                   help="rounds of the iterative schemes (synflow); default 100")
+    add_data_args(p)
     p.add_argument("-o", "--output", metavar="DIR", default=None,
                    help="output directory (created; its four result files are overwritten); "
                    "default: compare-<model>")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
                    help="run on an existing Dask cluster, e.g. tcp://host:8786")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="worker processes of the local Dask cluster (default: one per core); "
-                   "0 runs serially in this process")
+                   help="worker processes of a local Dask cluster; 0 runs serially in this "
+                   "process; default: decided by the measured work")
     p.add_argument("--retries", type=int, default=2, metavar="N",
                    help="retries of a failed task before it is reported; default 2")
     p.add_argument("--spectral", action="store_true",
@@ -57,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print results.json to stdout instead of the summary table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kernels=True)
 
 
 def _default_dir(model: str) -> str:
@@ -67,12 +71,19 @@ def _default_dir(model: str) -> str:
 
 def _command(args: argparse.Namespace, out: str) -> list[str]:
     """The canonical command line of this run (what the record stores)."""
-    cmd = ["sparsegraph", "compare", args.model, "--schemes", args.schemes,
+    cmd = ["sparsegraph", "compare", args.model, "--scheme", args.scheme,
            "--densities", args.densities, "--seeds", str(args.seeds)]
     if args.input_shape is not None:
         cmd += ["--input-shape", args.input_shape]
-    if getattr(args, "exclude", None) is not None:
+    if args.identity_modules is not None:
+        cmd += ["--identity-modules", args.identity_modules]
+    if args.exclude is not None:
         cmd += ["--exclude", args.exclude]
+    if args.data is not None:
+        cmd += ["--data", args.data, "--batches", str(args.batches), "--batch-size",
+                str(args.batch_size), "--data-seed", str(args.data_seed)]
+    if args.rounds != 100:
+        cmd += ["--rounds", str(args.rounds)]
     if args.spectral:
         cmd.append("--spectral")
     cmd += ["-o", out]
@@ -86,33 +97,60 @@ def _command(args: argparse.Namespace, out: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import SparseGraphError
+    from .._args import check_count
+    from ..errors import ArgumentError
     from ..sweep.compare import compare
+    from .options import coverage, print_coverage
 
-    if args.seeds < 1:
-        raise SparseGraphError(f"--seeds: expected a positive number of seeds, got {args.seeds}")
-    if args.workers is not None and args.workers < 0:
-        raise SparseGraphError(f"--workers: expected 0 or more, got {args.workers}")
+    seeds = check_count(args.seeds, "--seeds")
+    if args.workers is not None:
+        check_count(args.workers, "--workers", minimum=0)
+    check_count(args.retries, "--retries", minimum=0)
     out = args.output or _default_dir(args.model)
+    shape = parse_shape(args.input_shape)
+    target: object = args.model
+    data = None
+    if args.data is not None:
+        from ..pytorch.models import resolve_model
+
+        model, example = resolve_model(args.model, shape)
+        data = data_from_args(args, model, example)
+    if args.identity_modules is not None:
+        from ..graph.trace import trace
+        from ..pytorch.models import resolve_model
+        from ..registry import SCHEMES
+        from .common import identity_modules
+
+        pruners = [s for s in split_list(args.scheme) or []
+                   if s in SCHEMES and SCHEMES[s].kind == "pruner"]
+        if pruners:
+            raise ArgumentError(
+                f"--identity-modules: the pruners ({', '.join(pruners)}) trace the model "
+                "themselves, without identity modules; compare them without the option"
+            )
+        model, example = resolve_model(args.model, shape)
+        target, shape = trace(model, example, name=args.model, **identity_modules(args)), None
     result = compare(
-        args.model,
-        schemes=args.schemes,
+        target,
+        schemes=args.scheme,
         densities=args.densities,
-        seeds=args.seeds,
+        seeds=seeds,
         spectral=args.spectral,
         scheduler=args.scheduler,
         workers=args.workers,
         retries=args.retries,
-        progress=not args.no_progress,
-        input_shape=parse_shape(args.input_shape),
-        exclude=split_list(getattr(args, "exclude", None)),
+        progress=not args.no_progress and not args.json,
+        input_shape=shape,
+        exclude=split_list(args.exclude),
+        data=data,
+        rounds=check_count(args.rounds, "--rounds"),
         command=_command(args, out),
     )
     folder = Path(out)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SparseGraphError(f"-o {out}: cannot create the output directory ({exc})") from None
+        raise ArgumentError(f"-o {out}: cannot create the output directory ({exc})") from None
     result.to_csv(folder / "results.csv")
     result.to_json(folder / "results.json")
     notes: list[str] = []
@@ -134,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
     else:
         _print_summary(result, folder)
+        net = result.net
+        print_coverage(coverage(net, result.provenance["model"]["dense"], "--exclude"))
     for note in notes:
         print(f"sparsegraph compare: warning: {note}", file=sys.stderr)
     if failed:
@@ -147,22 +187,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result: object, folder: Path) -> None:
-    import math
-
     from rich.table import Table
 
-    def fmt(x: float) -> str:
-        return "∞" if math.isinf(x) else ("–" if math.isnan(x) else f"{x:,.4g}")
+    from ..sweep.report import summary_columns
 
-    table = Table(title=f"{result.provenance['model']['name']}: effective vs direct compression "  # type: ignore[attr-defined]
-                  "(mean over seeds)")
-    for col in ("scheme", "density", "direct ×", "effective ×", "min", "max", "collapsed"):
-        table.add_column(col, justify="left" if col == "scheme" else "right")
+    prov = result.provenance  # type: ignore[attr-defined]
+    table = Table(title=f"{prov['model']['name']}: effective vs direct compression"
+                  + (" (mean over seeds)" if len(prov["arguments"]["seeds"]) > 1 else ""))
+    columns = summary_columns(result)
+    for label, _, _ in columns:
+        table.add_column(label, justify="left" if label == "scheme" else "right")
     for r in result.summary():  # type: ignore[attr-defined]
-        table.add_row(r["scheme"], f"{r['density']:.4g}", fmt(r["direct_compression"]),
-                      fmt(r["effective_compression"]), fmt(r["effective_compression_min"]),
-                      fmt(r["effective_compression_max"]), f"{r['collapsed']}/{r['seeds']}")
+        table.add_row(*[fmt(r) for _, _, fmt in columns])
     out = console()
     out.print(table)
+    ex = prov["execution"]
+    how = "in this process" if ex["mode"] == "serial" else f"on Dask, {ex['workers']} workers"
+    out.print(f"ran {how}: {ex['reason']}", soft_wrap=True, highlight=False)
     written = [f for f in OUTPUT_FILES if (folder / f).exists()]
     out.print(f"wrote {', '.join(written)} in {folder}/", soft_wrap=True)

@@ -1,4 +1,4 @@
-"""``sparsegraph models``: list the built-in architectures."""
+"""``sparsegraph models``: list the built-in architectures (without importing torch)."""
 
 from __future__ import annotations
 
@@ -22,31 +22,25 @@ def register(subparsers: Any) -> None:
 
 def model_table() -> list[dict[str, Any]]:
     """One record per built-in model: name, input shape, classes, parameters, prunable
-    parameters (Conv2d/Linear weights) and description. Built on the meta device (no memory,
-    no initialisation)."""
-    import torch
+    parameters (Conv2d/Linear weights) and description, from the static catalog
+    (:mod:`sparsegraph.pytorch.catalog`, checked against the real models by the tests)."""
+    from ..pytorch.catalog import CATALOG
 
-    from ..pytorch.models import MODELS, prunable_params
-
-    rows = []
-    for name, spec in MODELS.items():
-        with torch.device("meta"):
-            model = spec.factory(num_classes=spec.num_classes)
-        rows.append(
-            {
-                "name": name,
-                "input_shape": list(spec.input_shape),
-                "num_classes": spec.num_classes,
-                "params": sum(p.numel() for p in model.parameters()),
-                "prunable_params": prunable_params(model),
-                "description": spec.description,
-            }
-        )
-    return rows
+    return [
+        {
+            "name": f.name,
+            "input_shape": list(f.input_shape),
+            "num_classes": f.num_classes,
+            "params": f.params,
+            "prunable_params": f.prunable_params,
+            "description": f.description,
+        }
+        for f in CATALOG.values()
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the registry as a rich table or JSON."""
+    """Print the catalog as a rich table or JSON."""
     rows = model_table()
     if args.json:
         print_json(rows)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_model_args, console, load_network, print_json
+from .common import add_model_args, console, load_net, load_network, print_json
+from .options import coverage, load_mask_file, print_coverage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Ramanujan spectral bounds, IMDB and NaRC of each layer graph of a mask",
         description="Per-layer spectral metrics of the mask's bipartite layer graphs in the "
         "convention of Hoang et al. (ICLR 2023): lambda1, mu_hat, the Ramanujan gaps delta_s "
-        "and delta_r, IMDB and NaRC; layers with mean degree below 3 have no scores.",
+        "and delta_r, IMDB and NaRC. A layer graph whose mean degree is below 3 on either side "
+        "is too sparse for the bounds and gets no scores; the table and the JSON say why for "
+        "every missing value.",
     )
     add_model_args(p)
     p.add_argument(
@@ -37,19 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="add log10 input-output path counts, each layer's share and the channel min cut",
     )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, kernels=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..metrics.spectral import spectral
 
-    model, _, net = load_network(args)
-    if args.masks is None:
-        masks: dict = {}
+    model, net = None, None
+    if args.weighted:
+        model, _, net = load_network(args)
     else:
-        from ..masks.files import load_masks
-
-        masks = load_masks(args.masks, net=net)
+        net = load_net(args)
+    if args.masks is None:
+        masks, dense = {}, list(net.names)
+    else:
+        masks, dense = load_mask_file(args.masks, net)
     weights = None
     if args.weighted:
         params = dict(model.named_parameters())
@@ -63,14 +68,18 @@ def run(args: argparse.Namespace) -> int:
         from ..metrics.paths import path_metrics
 
         paths = path_metrics(net, masks)
+    cov = coverage(net, dense, "no key in the mask file" if args.masks else
+                   "no mask file: the dense network")
     if args.json:
         data = report.to_dict()
+        data.update(cov)
         if paths is not None:
             data["paths"] = paths.to_dict()
         print_json(data)
         return 0
     out = console()
     out.print(report)
+    print_coverage(cov, out)
     if paths is not None:
         cut = paths.min_cut
         out.print(

@@ -497,9 +497,11 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
     dict
         The stored metadata (for sparsegraph's files: ``scheme``, ``density``, ``seed``,
         ``granularity``, ... as given to :func:`save_masks`, plus ``format``,
-        ``sparsegraph_version``, ``params``, ``kept``, ``layer_names``, ``layer_shapes``,
-        ``fingerprint``), with ``"file_format"`` set to the detected format. Only the header
-        is read (open_lth: the report is checked against the masks).
+        ``format_version``, ``sparsegraph_version``, ``params``, ``kept``, ``layer_names``,
+        ``layer_shapes`` and, when saved with ``net``, ``fingerprint``), with ``"file_format"``
+        set to the detected format; the foreign formats (``torch_prune``, ``open_lth``,
+        ``ao_sparsifier``) hold only ``"file_format"`` (and open_lth's ``sparsity_report``).
+        Only the header is read (open_lth: the report is checked against the masks).
 
     Raises
     ------

@@ -1,9 +1,10 @@
 """Layerwise density quotas: one overall density turned into per-layer densities.
 
 A quota scheme is a pure function from a :class:`LayerTable` (the layers to allocate) and a
-budget (the number of weights to keep among them) to real-valued per-layer densities; the
-registry :data:`QUOTA_SCHEMES` maps names to these functions and is what :func:`quotas`, the
-command line's ``--scheme`` choices and the README read. :func:`quotas` validates the request,
+budget (the number of weights to keep among them) to real-valued per-layer densities; each is
+one record of :mod:`sparsegraph.registry` (name, function, needs, reference), viewed here as
+:data:`QUOTA_SCHEMES`, which is what :func:`quotas`, the command line's ``--scheme`` choices and
+the README read. :func:`quotas` validates the request,
 hands the free layers and their budget to the scheme, and turns the result into integer kept
 counts with the one rounding rule of the library (:func:`round_counts`, largest remainder).
 
@@ -53,9 +54,11 @@ from typing import Any
 
 import numpy as np
 
-from .._args import as_bool_mask, check_masks, select_layers
+from .._args import as_bool_mask, check_density, check_masks, select_layers
 from ..errors import MaskError, QuotaError
 from ..graph.network import Layer, Network
+from ..registry import SchemeView
+from ..registry import get as get_scheme
 
 __all__ = [
     "QUOTA_SCHEMES",
@@ -422,46 +425,15 @@ def scheme_from_mask(table: LayerTable, budget: int | None, *,
     return out
 
 
-# Names -> scheme functions (table, budget, **options) -> densities. Read by quotas(), the CLI's
-# --scheme choices and the README table.
-QUOTA_SCHEMES: dict[str, Callable[..., np.ndarray]] = {
-    "uniform": scheme_uniform,
-    "uniform+": scheme_uniform_plus,
-    "er": scheme_er,
-    "erk": scheme_erk,
-    "er_graph": scheme_er_graph,
-    "igq": scheme_igq,
-    "from_mask": scheme_from_mask,
-}
-
-# schemes whose densities come from the caller, so a density is optional
-_GIVEN = {"from_mask"}
+#: Name -> :class:`~sparsegraph.registry.Scheme` record of every quota scheme (a read-only view
+#: of :data:`sparsegraph.registry.SCHEMES`; a record is callable as its scheme function
+#: ``(table, budget, **options) -> densities``). Read by quotas(), the CLI and the README.
+QUOTA_SCHEMES = SchemeView("quota")
 
 
 # ---------------------------------------------------------------------------------------------
 # The public entry points
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_density(density: Any, what: str = "density") -> float:
-    if isinstance(density, bool) or not isinstance(density, (Real, np.floating, np.integer)):
-        raise QuotaError(f"{what}: expected a number in (0, 1], got {density!r}")
-    value = float(density)
-    if math.isnan(value):
-        raise QuotaError(f"{what}: expected a number in (0, 1], got NaN")
-    if not 0.0 < value <= 1.0:
-        hint = " (a density is the fraction kept; sparsity = 1 - density)" if value > 1 else ""
-        raise QuotaError(f"{what}: expected a number in (0, 1], got {value!r}{hint}")
-    return value
-
-
-def _unknown_scheme(name: str) -> QuotaError:
-    close = difflib.get_close_matches(name, list(QUOTA_SCHEMES), n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    return QuotaError(
-        f"unknown quota scheme {name!r}{hint} Known schemes: {', '.join(QUOTA_SCHEMES)}; "
-        "or pass a mapping of layer name to density, or a callable"
-    )
 
 
 def _given_densities(table: LayerTable, given: Any, what: str) -> np.ndarray:
@@ -572,7 +544,7 @@ def quotas(
     """
     if not isinstance(net, Network):
         raise QuotaError(f"net: expected a sparsegraph Network, got {type(net).__name__}")
-    target = None if density is None else _check_density(density)
+    target = None if density is None else check_density(density)
     if not isinstance(erk_power_scale, Real) or not math.isfinite(float(erk_power_scale)):
         raise QuotaError(f"erk_power_scale: expected a finite number, got {erk_power_scale!r}")
     try:
@@ -581,14 +553,16 @@ def quotas(
         raise QuotaError(str(exc)) from None
 
     if isinstance(scheme, str):
-        fn = QUOTA_SCHEMES.get(scheme)
-        if fn is None:
-            raise _unknown_scheme(scheme)
-        if target is None and scheme not in _GIVEN:
+        try:
+            record = get_scheme(scheme, "quota")
+        except QuotaError as exc:
+            raise QuotaError(f"{exc}; or pass a mapping of layer name to density, or a "
+                             "callable") from None
+        if target is None and "mask" not in record.needs:
             raise QuotaError(f"scheme {scheme!r} needs a density in (0, 1]")
-        if scheme != "erk" and erk_power_scale != 1.0:
+        if "erk_power_scale" not in record.options and erk_power_scale != 1.0:
             raise QuotaError(f"erk_power_scale applies to scheme 'erk' only, not {scheme!r}")
-        if scheme != "from_mask" and masks is not None:
+        if "mask" not in record.needs and masks is not None:
             raise QuotaError(f"masks= applies to scheme 'from_mask' only, not {scheme!r}")
         kind, label = "named", scheme
     elif isinstance(scheme, Mapping):
@@ -621,25 +595,24 @@ def quotas(
                 raise QuotaError(
                     f"the dense layers keep {n_dense} weights but density {target} allows only "
                     f"{total} of {net.params}; raise the density, keep fewer layers dense or "
-                    "pass dense_in_budget=False"
+                    "pass {dense_in_budget}", dense_in_budget="dense_in_budget=False"
                 )
         else:
             budget = budget_of(target, n_free)
 
     if kind == "named":
-        fn = QUOTA_SCHEMES[scheme]  # type: ignore[index]
         options: dict[str, Any] = {}
-        if scheme == "erk":
+        if "erk_power_scale" in record.options:
             options["erk_power_scale"] = float(erk_power_scale)
-        if scheme == "from_mask":
+        if "mask" in record.needs:
             if masks is not None:
                 try:
                     check_masks(net, masks, fill_missing=False)
                 except MaskError as exc:
                     raise QuotaError(f"from_mask: {exc}") from None
             options["masks"] = masks
-        raw = _given_densities(table, fn(table, budget, **options), label)
-        rescale = scheme in _GIVEN
+        raw = _given_densities(table, record(table, budget, **options), label)
+        rescale = "mask" in record.needs  # given densities are rescaled to the budget
     elif kind == "given":
         raw = _given_densities(table, scheme, label)
         rescale = True

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import QuotaError
 from ..graph.network import Layer, Network
+from ..registry import GRANULARITIES, STRUCTURES
 from ._kernels_sampling import (
     draw_masks,
     draw_sorted,
@@ -60,10 +61,6 @@ __all__ = [
     "random_masks_effective",
     "sample_indices",
 ]
-
-GRANULARITIES = ("weight", "kernel", "channel")
-STRUCTURES = ("random", "regular")
-
 
 # ---------------------------------------------------------------------------------------------
 # The compact form
@@ -614,7 +611,7 @@ def random_masks_effective(
     >>> info.effective_density <= 0.01 <= info.direct_density
     True
     """
-    from .quotas import _check_density
+    from .._args import check_density as _check_density
 
     target = _check_density(density, "density (target effective density)")
     if not isinstance(scheme, str):

@@ -15,7 +15,10 @@ Definitions (all on the unweighted 0/1 graph, in float64):
 - zero-degree nodes are dropped; ``n_left``, ``n_right`` count the rest, ``E`` is the edge count,
   the mean degrees are ``d_l = E / n_left`` and ``d_r = E / n_right``;
 - **gate**: a layer with ``d_l < 3`` or ``d_r < 3`` (or no edge) has no scores (its record says
-  why and every score is ``None``); it is a collapsed or near-collapsed layer, not an error;
+  why in ``reason`` and every score is ``None``). The gate is about the graph's sparsity, not its
+  connectivity: the Ramanujan bounds ``sqrt(d - 1)`` are meaningful for mean degrees of 3 and
+  more (the paper scores only those), so a thin layer whose every kept weight is effective is
+  still unscored; a layer with no edge at all has collapsed;
 - ``lambda1`` and ``mu_hat`` are the two largest singular values of the biadjacency matrix (the
   largest and the largest non-trivial eigenvalue of the bipartite adjacency, whose spectrum is
   symmetric); a disjoint union of two copies of one graph has ``mu_hat == lambda1``;
@@ -27,7 +30,10 @@ Definitions (all on the unweighted 0/1 graph, in float64):
   nodes (right nodes left isolated are dropped), is a ``d``-left-regular subgraph and is scored
   like a layer (same gate). ``imdb`` is the mean of ``delta_r / bound_r`` over the subgraphs that
   have scores, ``imdb_delta_r`` and ``imdb_delta_s`` the means of the raw gaps,
-  ``imdb_subgraphs`` the number of groups and ``imdb_scored`` how many had scores;
+  ``imdb_subgraphs`` the number of groups and ``imdb_scored`` how many had scores; when IMDB has
+  no value, ``imdb_reason`` says why (not computed, layer unscored, no group of 3 inputs of one
+  degree, as with small fan-ins whose inputs all differ in degree, or no group passing the
+  gate);
 - **NaRC** (normalised random coefficient, from the bipartite expander-mixing bound):
   ``((mu_hat**2 / 4 + 1) * sqrt(n_left * n_right) - |c * E - d_l / dim_right * n_left * n_right|)
   / (dim_left * dim_right)`` with ``dim_left = fan_in`` and ``dim_right = out`` the layer's full
@@ -64,7 +70,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -78,9 +83,17 @@ from ..errors import MaskError
 from ..graph.bipartite import _layer_mask2d, channel_graph, unrolled_graph
 from ..graph.network import Layer, Network, aligned8, word_view
 from ._kernels_spectral import group_right_counts, left_csr, top2_groups
+from .spectral_report import (
+    IMDB_REASONS,
+    SUMMARY_FIELDS,
+    LayerSpectrum,
+    SpectralReport,
+    summaries,
+)
 
 __all__ = [
     "DENSE_SIDE_MAX",
+    "IMDB_REASONS",
     "LayerSpectrum",
     "SpectralReport",
     "SUMMARY_FIELDS",
@@ -98,21 +111,6 @@ MIN_DEGREE = 3.0
 # dense float64 copies of a graph are made up to this many elements
 _DENSE_ELEMS_MAX = 1 << 23
 
-SUMMARY_FIELDS = (
-    "lambda1",
-    "mu_hat",
-    "delta_s",
-    "delta_s_norm",
-    "delta_r",
-    "delta_r_norm",
-    "expansion_ratio",
-    "imdb",
-    "imdb_delta_r",
-    "imdb_delta_s",
-    "narc",
-    "narc_single_edge",
-    "weighted_gap",
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,60 +369,14 @@ def _top2_components(x: sp.csr_array) -> tuple[float, float]:
 # per-layer records
 
 
-@dataclass(frozen=True)
-class LayerSpectrum:
-    """Spectral metrics of one layer graph; see the module docstring for every definition.
-
-    ``scored`` is False (and every score ``None``, ``reason`` saying why) for a layer that
-    fails the degree gate. Degrees and node counts are given whenever the layer has an edge.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    params: int
-    kept: int
-    dim_left: int
-    dim_right: int
-    n_left: int
-    n_right: int
-    edges: int
-    mean_degree_left: float | None
-    mean_degree_right: float | None
-    expansion_ratio: float | None
-    scored: bool
-    reason: str | None
-    lambda1: float | None = None
-    mu_hat: float | None = None
-    bound_s: float | None = None
-    delta_s: float | None = None
-    delta_s_norm: float | None = None
-    bound_r: float | None = None
-    delta_r: float | None = None
-    delta_r_norm: float | None = None
-    imdb: float | None = None
-    imdb_delta_r: float | None = None
-    imdb_delta_s: float | None = None
-    imdb_subgraphs: int | None = None
-    imdb_scored: int | None = None
-    narc: float | None = None
-    narc_single_edge: float | None = None
-    weighted_gap: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record (``None`` where there is no value)."""
-        d = asdict(self)
-        d["shape"] = list(self.shape)
-        return d
-
-
 def _gate(n_left: int, n_right: int, edges: int) -> str | None:
     if edges == 0:
-        return "no edges (collapsed layer)"
+        return "no kept weight: an empty layer graph (the layer has collapsed)"
     dl, dr = edges / n_left, edges / n_right
     if dl < MIN_DEGREE or dr < MIN_DEGREE:
         return (
-            f"mean degree below {MIN_DEGREE:g} (left {dl:.3g}, right {dr:.3g}): "
-            "collapsed or near-collapsed layer"
+            f"mean degree below {MIN_DEGREE:g} (left {dl:.3g}, right {dr:.3g}): too sparse for "
+            "the Ramanujan bounds, which are scored from mean degree 3 on both sides"
         )
     return None
 
@@ -512,8 +464,8 @@ def layer_spectrum(
     >>> rec = layer_spectrum(layer, np.ones((4, 6), bool))     # K_{6,4}
     >>> round(rec.lambda1 ** 2, 6), rec.mu_hat, rec.mean_degree_left, rec.mean_degree_right
     (24.0, 0.0, 4.0, 6.0)
-    >>> layer_spectrum(layer, np.eye(4, 6, dtype=bool)).reason
-    'mean degree below 3 (left 1, right 1): collapsed or near-collapsed layer'
+    >>> layer_spectrum(layer, np.eye(4, 6, dtype=bool)).reason  # doctest: +ELLIPSIS
+    'mean degree below 3 (left 1, right 1): too sparse for the Ramanujan bounds, ...'
     """
     shape = getattr(mask, "shape", None)  # checked before any conversion or copy
     if shape is not None and tuple(shape) != tuple(layer.shape):
@@ -543,7 +495,8 @@ def layer_spectrum(
             )
     reason = _gate(n_left, n_right, edges)
     if reason is not None:
-        return LayerSpectrum(**base, scored=False, reason=reason)
+        return LayerSpectrum(**base, scored=False, reason=reason,
+                             imdb_reason=IMDB_REASONS["unscored"][1])
     dl, dr = edges / n_left, edges / n_right
     if edges == n_left * n_right:
         lam1, mu = math.sqrt(n_left * n_right), 0.0
@@ -566,6 +519,10 @@ def layer_spectrum(
         im, im_r, im_s, n_sub, n_scored = _imdb(lp, li, dim_right, deg_l)
         rec.update(imdb=im, imdb_delta_r=im_r, imdb_delta_s=im_s, imdb_subgraphs=n_sub,
                    imdb_scored=n_scored)
+        if im is None:
+            rec["imdb_reason"] = IMDB_REASONS["no_groups" if n_sub == 0 else "none_scored"][1]
+    else:
+        rec["imdb_reason"] = IMDB_REASONS["off"][1]
     if wmat is not None:
         wm = wmat.reshape(dim_right, -1) * m2
         s1, s2 = top_singular_values(
@@ -585,77 +542,6 @@ def _as_array(value: Any) -> np.ndarray:
 # the network report
 
 
-@dataclass(frozen=True)
-class SpectralReport:
-    """Per-layer spectral records and network summaries; :meth:`to_dict` is the JSON form.
-
-    Attributes
-    ----------
-    name : str
-        The network's label.
-    layers : list of LayerSpectrum
-        One record per prunable layer, in network order.
-    mean : dict of str to float or None
-        Plain mean of each :data:`SUMMARY_FIELDS` entry over the layers that have a value (the
-        paper's aggregation); None when no layer has one.
-    weighted_mean : dict of str to float or None
-        The same, weighted by each layer's parameter count.
-    """
-
-    name: str
-    layers: list[LayerSpectrum]
-    mean: dict[str, float | None]
-    weighted_mean: dict[str, float | None]
-
-    @property
-    def scored_layers(self) -> int:
-        """Number of layers that passed the degree gate."""
-        return sum(1 for r in self.layers if r.scored)
-
-    def layer(self, name: str) -> LayerSpectrum:
-        """The record of the layer called ``name``."""
-        for rec in self.layers:
-            if rec.name == name:
-                return rec
-        raise MaskError(f"no spectral record for layer {name!r}")
-
-    def __rich__(self) -> Any:
-        """A rich table of the layers and the network summary (what the CLI prints)."""
-        return _rich_report(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"network": {...}, "layers": [...]}`` with ``null`` where there is no value."""
-        return {
-            "network": {
-                "name": self.name,
-                "layers": len(self.layers),
-                "scored_layers": self.scored_layers,
-                "params": sum(r.params for r in self.layers),
-                "kept": sum(r.kept for r in self.layers),
-                "mean": dict(self.mean),
-                "weighted_mean": dict(self.weighted_mean),
-            },
-            "layers": [r.to_dict() for r in self.layers],
-        }
-
-
-def _summaries(
-    records: list[LayerSpectrum],
-) -> tuple[dict[str, float | None], dict[str, float | None]]:
-    mean: dict[str, float | None] = {}
-    wmean: dict[str, float | None] = {}
-    for field in SUMMARY_FIELDS:
-        vals = [(getattr(r, field), r.params) for r in records if getattr(r, field) is not None]
-        if not vals:
-            mean[field] = wmean[field] = None
-            continue
-        v = np.array([a for a, _ in vals], dtype=np.float64)
-        w = np.array([b for _, b in vals], dtype=np.float64)
-        mean[field] = float(v.mean())
-        wmean[field] = float((v * w).sum() / w.sum())
-    return mean, wmean
-
-
 def spectral(
     net: Network,
     masks: Mapping[str, Any],
@@ -672,8 +558,8 @@ def spectral(
         The traced network.
     masks : mapping of str to array-like of bool
         Masks keyed by layer name; layers without a key are dense.
-    weights : mapping of str to array-like, optional
-        Weights keyed by layer name (numpy arrays or torch tensors, e.g.
+    weights : nn.Module or mapping of str to array-like, optional
+        The model itself, or weights keyed by layer name (numpy arrays or torch tensors, e.g.
         ``dict(model.named_parameters())``); enables ``weighted_gap`` for the layers present.
     progress : bool, default False
         Show a progress bar (rich, on stderr).
@@ -715,9 +601,12 @@ def spectral(
     True
     """
     checked = check_masks(net, masks)
+    if weights is not None and hasattr(weights, "named_parameters"):  # an nn.Module
+        weights = dict(weights.named_parameters())
     if weights is not None and not isinstance(weights, Mapping):
         raise MaskError(
-            f"weights must be a mapping of layer name to array, got {type(weights).__name__}"
+            f"weights must be a model or a mapping of layer name to array, got "
+            f"{type(weights).__name__}"
         )
     records: list[LayerSpectrum] = []
     bar = None
@@ -738,56 +627,5 @@ def spectral(
     finally:
         if bar is not None:
             bar.stop()
-    mean, wmean = _summaries(records)
+    mean, wmean = summaries(records)
     return SpectralReport(name=net.name, layers=records, mean=mean, weighted_mean=wmean)
-
-
-# --------------------------------------------------------------------------------------------
-# rich rendering (the CLI prints reports with rich)
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-    return str(value)
-
-
-def _rich_report(rep: SpectralReport) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-
-    table = Table(title=f"Ramanujan spectral metrics: {rep.name}", title_justify="left")
-    cols = ["layer", "dens", "d_l", "d_r", "λ1", "µ̂", "Δs", "Δr", "Δr/bnd", "IMDB", "NaRC"]
-    weighted = any(r.weighted_gap is not None for r in rep.layers)
-    if weighted:
-        cols.append("w-gap")
-    for name in cols:
-        if name == "layer":
-            table.add_column(name, overflow="fold", min_width=12)
-        else:
-            table.add_column(name, justify="right", no_wrap=True)
-    for r in rep.layers:
-        row = [
-            r.name, _fmt(r.kept / r.params if r.params else None, 2),
-            _fmt(r.mean_degree_left), _fmt(r.mean_degree_right), _fmt(r.lambda1),
-            _fmt(r.mu_hat), _fmt(r.delta_s), _fmt(r.delta_r), _fmt(r.delta_r_norm),
-            _fmt(r.imdb), _fmt(r.narc),
-        ]
-        if weighted:
-            row.append(_fmt(r.weighted_gap))
-        if not r.scored:
-            row[4] = "[dim]none[/dim]"
-        table.add_row(*row)
-    summary = Table(title="network summary", title_justify="left")
-    summary.add_column("metric")
-    summary.add_column("mean over layers", justify="right")
-    summary.add_column("parameter-weighted", justify="right")
-    for field in ("delta_s", "delta_r", "delta_r_norm", "imdb", "narc", "narc_single_edge",
-                  "weighted_gap"):
-        if rep.mean.get(field) is None and field == "weighted_gap":
-            continue
-        summary.add_row(field, _fmt(rep.mean.get(field)), _fmt(rep.weighted_mean.get(field)))
-    note = f"{rep.scored_layers} of {len(rep.layers)} layers scored (mean degree >= 3 per side)"
-    return Group(table, summary, note)

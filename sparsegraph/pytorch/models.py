@@ -665,8 +665,8 @@ def resolve_model(
             shapes = [returned_example]
         if shapes is None:
             raise ModelSpecError(
-                f"model {spec!r}: the input shape is unknown; pass --input-shape (e.g. "
-                "1,3,32,32) or give the factory an input_shape attribute"
+                f"model {spec!r}: the input shape is unknown; pass {{input_shape}} or give the "
+                "factory an input_shape attribute", input_shape="input_shape=(1, 3, 32, 32)",
             )
         model.eval()
     _check_arity(model, len(shapes), spec)

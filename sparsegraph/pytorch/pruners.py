@@ -1,11 +1,13 @@
 """Pruning at initialization: masks from the classic saliency scores.
 
-``prune(model, method, density=D, example_input=x)`` scores every prunable weight (the
+``prune(model, scheme, density=D, example_input=x)`` scores every prunable weight (the
 ``nn.Linear`` / ``nn.Conv2d`` weights of :func:`sparsegraph.trace`, keyed by parameter name)
 and keeps exactly ``round(D * N)`` of them: globally by default, or per layer when ``quotas``
 names a scheme of :func:`sparsegraph.quotas` or gives a mapping of layer densities.
 
-Scores (a higher score is kept; ``w`` the weight, ``g = dL/dw`` over the data):
+Each pruner is one record of :mod:`sparsegraph.registry` (name, scoring function, what it needs,
+reference), viewed here as :data:`PRUNERS`. Scores (a higher score is kept; ``w`` the weight,
+``g = dL/dw`` over the data):
 
 ========== =====================================================================================
 random     i.i.d. uniform draws from ``seed`` (one ``SeedSequence`` child stream per layer)
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,10 +40,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._args import check_masks, check_network, select_layers, suggest, to_numpy
-from ..errors import LayerCollapseWarning, MaskError, QuotaError, TraceError
+from .._args import (
+    check_count,
+    check_density,
+    check_masks,
+    check_network,
+    check_seed,
+    select_layers,
+    suggest,
+    to_numpy,
+)
+from ..errors import ArgumentError, LayerCollapseWarning, MaskError, QuotaError, TraceError
 from ..graph.network import Network
 from ..graph.walker import FlowWalk, Scaled, _common
+from ..registry import Scheme, SchemeView, names
+from ..registry import get as get_scheme
 
 __all__ = ["PRUNERS", "LayerCollapseWarning", "PruneMasks", "prune", "synflow_scores"]
 
@@ -53,21 +66,26 @@ class PruneMasks(dict):
 
     Attributes
     ----------
-    method : str
-        The scorer.
+    scheme : str
+        The pruner (also readable as ``method``, its former name).
     density : float
         The requested overall density.
     collapsed_layers : list of str
         Layers with no kept weight (also reported by a :class:`LayerCollapseWarning`).
     """
 
-    method: str = ""
+    scheme: str = ""
     density: float = 0.0
     collapsed_layers: list[str]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.collapsed_layers = []
+
+    @property
+    def method(self) -> str:
+        """The pruner's name (the former name of :attr:`scheme`)."""
+        return self.scheme
 
 
 # --------------------------------------------------------------------------------- selection
@@ -129,8 +147,9 @@ def _weights(model: nn.Module, names: list[str]) -> list[torch.Tensor]:
 def _batches(data: Any, method: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
     if data is None:
         raise MaskError(
-            f"{method} needs data: pass data=(x, y) or an iterable of (x, y) batches "
-            "(e.g. a DataLoader); data-free methods are random, magnitude, synflow, lamp"
+            f"{method} needs data: pass {{data}}; the data-free pruners are "
+            f"{', '.join(names('pruner', without='data'))}",
+            data="data=(x, y) or an iterable of (x, y) batches (e.g. a DataLoader)",
         )
     if (isinstance(data, (tuple, list)) and len(data) == 2
             and all(isinstance(t, torch.Tensor) for t in data)):
@@ -361,25 +380,9 @@ def _flow(net: Network, effective_weights: list[torch.Tensor]) -> list[torch.Ten
 # -------------------------------------------------------------------------------- the entry
 
 
-PRUNERS: dict[str, Callable[..., list[np.ndarray]]] = {
-    "random": _score_random,
-    "magnitude": _score_magnitude,
-    "snip": _score_snip,
-    "grasp": _score_grasp,
-    "synflow": lambda *a, **k: [],  # iterative: handled in prune()
-    "lamp": _score_lamp,
-}
-DATA_FREE = ("random", "magnitude", "synflow", "lamp")
-
-
-def _check_density(density: Any) -> float:
-    if isinstance(density, bool) or not isinstance(density, (int, float, np.integer, np.floating)):
-        raise QuotaError(f"density: expected a number in (0, 1], got {density!r}")
-    d = float(density)
-    if not 0.0 < d <= 1.0:  # also refuses NaN
-        hint = " (a density is the fraction kept; sparsity = 1 - density)" if d > 1 else ""
-        raise QuotaError(f"density: expected a number in (0, 1], got {density!r}{hint}")
-    return d
+#: Name -> :class:`~sparsegraph.registry.Scheme` record of every pruner (a read-only view of
+#: :data:`sparsegraph.registry.SCHEMES`; ``PRUNERS[name].needs`` says what it needs).
+PRUNERS = SchemeView("pruner")
 
 
 def _layer_counts(net: Network, density: float, quotas: Any, dense: list[str]
@@ -409,7 +412,7 @@ def _layer_counts(net: Network, density: float, quotas: Any, dense: list[str]
 
 def prune(
     model: nn.Module,
-    method: str,
+    scheme: str | None = None,
     *,
     density: float,
     example_input: torch.Tensor | tuple[torch.Tensor, ...],
@@ -419,6 +422,7 @@ def prune(
     rounds: int = 100,
     exclude: Iterable[str] | str | None = None,
     invert: bool = False,
+    method: str | None = None,
 ) -> PruneMasks:
     """Masks from a pruning-at-initialization score.
 
@@ -426,9 +430,11 @@ def prune(
     ----------
     model : torch.nn.Module
         The model; its weights, buffers, ``requires_grad`` flags and train/eval modes are left
-        as they were (scoring runs in eval mode, without touching ``.grad``).
-    method : {"random", "magnitude", "snip", "grasp", "synflow", "lamp"}
-        The score (see the module docstring and :data:`PRUNERS`).
+        as they were (scoring runs in eval mode, without touching ``.grad``). A traced
+        :class:`~sparsegraph.graph.network.Network` is refused: it holds no weights to score.
+    scheme : {"random", "magnitude", "snip", "grasp", "synflow", "lamp"}
+        The pruner (see the module docstring and :data:`PRUNERS`; the same ``scheme`` word as
+        :func:`sparsegraph.quotas` and :func:`sparsegraph.compare`).
     density : float
         Overall fraction of the prunable weights kept, in (0, 1]: exactly
         ``round(density * N)`` are kept (``N`` all prunable weights, excluded layers included).
@@ -454,6 +460,8 @@ def prune(
         Score inversion, the sanity check of Frankle et al. 2021: keep the *lowest*-scoring
         weights instead of the highest, with the same exact counts (ties still broken by
         position). For SynFlow every round keeps its lowest scores.
+    method : str, optional
+        Deprecated spelling of ``scheme``.
 
     Returns
     -------
@@ -464,10 +472,13 @@ def prune(
     Raises
     ------
     MaskError
-        Unknown method, ``snip``/``grasp`` without ``data``, bad data (labels that do not fit
+        Unknown pruner, ``snip``/``grasp`` without ``data``, bad data (labels that do not fit
         the logits), unknown excluded layer.
     QuotaError
         Density outside (0, 1], or a budget smaller than the excluded layers.
+    ArgumentError
+        A seed or a number of rounds that is not a valid integer, a Network instead of a model,
+        or both ``scheme`` and ``method``.
     TraceError
         If the model cannot be traced, or (``snip``/``grasp``) fails on a data batch or
         returns no tensor.
@@ -488,31 +499,40 @@ def prune(
     """
     from ..graph.trace import trace
 
-    if method not in PRUNERS:
-        raise MaskError(f"unknown pruning method {method!r}; known: {', '.join(PRUNERS)}")
-    d = _check_density(density)
-    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
-        raise MaskError(f"rounds: expected a positive integer, got {rounds!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise MaskError(f"seed: expected a non-negative integer, got {seed!r}")
-    if method in ("snip", "grasp"):
+    if method is not None:
+        if scheme is not None:
+            raise ArgumentError("pass the pruner once: scheme= (method= is its old name)")
+        warnings.warn("prune(method=...) is deprecated; pass the pruner as scheme=",
+                      DeprecationWarning, stacklevel=2)
+        scheme = method
+    if isinstance(model, Network):
+        raise ArgumentError(
+            "model: a traced Network holds no weights to score; pass the nn.Module (and "
+            "example_input) instead"
+        )
+    record = get_scheme(scheme, "pruner", error=MaskError)
+    method = record.name
+    d = check_density(density)
+    rounds = check_count(rounds, "rounds")
+    seed = check_seed(seed)
+    if "data" in record.needs:
         data = _batches(data, method)  # validate before any work; read a generator once
     net = trace(model, example_input)
     dense = select_layers(net, exclude, what="excluded")
     counts = _layer_counts(net, d, quotas, dense)
-    names = net.names
-    active = [n not in dense for n in names]
+    layer_names = net.names
+    active = [n not in dense for n in layer_names]
 
-    if method == "synflow":
-        masks = _synflow(model, net, counts, active, int(rounds), invert=bool(invert))
+    if "iterations" in record.needs:
+        masks = record(model, net, counts, active, rounds, invert=bool(invert))
     else:
-        scores = _scores_preserving(model, net, method, data=data, seed=int(seed))
+        scores = _scores_preserving(model, net, record, data=data, seed=seed)
         if invert:  # keep the lowest: the highest of the negated scores (NaN stays lowest)
             scores = [-s for s in scores]
         masks = _select(net, scores, counts, active)
-    result = PruneMasks(zip(names, masks, strict=True))
-    result.method, result.density = method, d
-    result.collapsed_layers = [n for n, a in zip(names, active, strict=True)
+    result = PruneMasks(zip(layer_names, masks, strict=True))
+    result.scheme, result.density = method, d
+    result.collapsed_layers = [n for n, a in zip(layer_names, active, strict=True)
                                if a and not result[n].any()]
     if result.collapsed_layers:
         shown = ", ".join(result.collapsed_layers[:5])
@@ -542,12 +562,13 @@ def _select(net: Network, scores: list[np.ndarray], counts: dict[str, int] | int
             for layer, s, e, a in zip(net.layers, scores, eligible, active, strict=True)]
 
 
-def _scores_preserving(model: nn.Module, net: Network, method: str, **kw: Any
+def _scores_preserving(model: nn.Module, net: Network, record: Scheme, **kw: Any
                        ) -> list[np.ndarray]:
-    """Run a scorer, then put the model's state, modes and flags back exactly."""
+    """Run a scorer; one that takes gradients runs in eval mode with gradients on, and the
+    model's state, modes and flags are put back exactly afterwards."""
     weights = _weights(model, net.names)
-    if method not in ("snip", "grasp"):
-        return PRUNERS[method](model, net, weights, **kw)
+    if "gradients" not in record.needs:
+        return record(model, net, weights, **kw)
     snapshot = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     modes = {m: m.training for m in model.modules()}
     flags = {p: p.requires_grad for p in model.parameters()}
@@ -556,7 +577,7 @@ def _scores_preserving(model: nn.Module, net: Network, method: str, **kw: Any
         for w in weights:
             w.requires_grad_(True)
         with torch.enable_grad():
-            return PRUNERS[method](model, net, weights, **kw)
+            return record(model, net, weights, **kw)
     finally:
         with torch.no_grad():
             for k, v in model.state_dict(keep_vars=True).items():

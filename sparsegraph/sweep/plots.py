@@ -106,7 +106,9 @@ def plot_compression(
     over seeds. A mask whose network collapsed (no input-output path) has infinite effective
     compression and cannot sit on a log axis: the first direct compression at which a scheme
     collapsed for any seed is marked by an ``x`` on the top edge and a dotted vertical line in
-    the scheme's colour, and the scheme's line ends where all its seeds collapsed.
+    the scheme's colour (markers of schemes that collapse at nearly the same compression are
+    stacked and labelled, each artist's ``gid`` is ``"collapse:<scheme>"``), and the scheme's
+    line ends where all its seeds collapsed.
     """
     if band not in ("minmax", "sd"):
         raise SparseGraphError(f"band: expected 'minmax' or 'sd', got {band!r}")
@@ -133,6 +135,7 @@ def plot_compression(
     xs_all: list[float] = []
     ys_all: list[float] = []
     any_collapse = False
+    collapses: list[tuple[float, str, Any]] = []
     for i, scheme in enumerate(order):
         mine = [r for r in rows if r["scheme"] == scheme]
         color, marker = _color(i), _MARKERS[i % len(_MARKERS)]
@@ -181,9 +184,9 @@ def plot_compression(
         if collapse_x is not None:
             any_collapse = True
             xs_all.append(collapse_x)
+            collapses.append((collapse_x, scheme, color))
             ax.axvline(collapse_x, color=color, linestyle=":", linewidth=1.2, alpha=0.9)
-            ax.plot([collapse_x], [0.97], transform=top, marker="x", markersize=10,
-                    markeredgewidth=2.2, color=color, clip_on=False, linestyle="none")
+    _collapse_markers(ax, top, collapses)
     if xs_all:
         lo_x, hi_x = min(xs_all), max(xs_all)
         lo_lim = min([lo_x] + ys_all) / 1.3
@@ -218,6 +221,29 @@ def plot_compression(
     ax.set_title(title, fontsize=11)
     _save(fig, path)
     return fig
+
+
+#: Collapse markers closer than this factor in direct compression share one stack.
+_SAME_X = 1.06
+
+
+def _collapse_markers(ax: Any, top: Any, collapses: list[tuple[float, str, Any]]) -> None:
+    """An ``x`` per collapsed scheme on the top edge; markers at (nearly) the same compression
+    are stacked downwards and labelled with their scheme, so none hides another."""
+    groups: list[list[tuple[float, str, Any]]] = []
+    for item in sorted(collapses, key=lambda c: c[0]):
+        if groups and item[0] <= groups[-1][0][0] * _SAME_X:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    for group in groups:
+        for j, (x, scheme, color) in enumerate(group):
+            y = 0.97 - 0.065 * j
+            ax.plot([x], [y], transform=top, marker="x", markersize=10, markeredgewidth=2.2,
+                    color=color, clip_on=False, linestyle="none", gid=f"collapse:{scheme}")
+            if len(group) > 1:
+                ax.text(x, y, f"  {scheme}", transform=top, color=color, fontsize=8,
+                        va="center", ha="left", gid=f"collapse-label:{scheme}")
 
 
 def _reciprocal(x: Any) -> Any:
@@ -327,8 +353,9 @@ def plot_quotas(
     path: PathLike | None = None,
     *,
     title: str | None = None,
+    params: Mapping[str, int] | None = None,
 ) -> Any:
-    """Per-layer densities of several quota schemes, one line per scheme, log y.
+    """Per-layer densities of several schemes, one line per scheme, log y.
 
     Parameters
     ----------
@@ -336,11 +363,14 @@ def plot_quotas(
         Gives the layer order (and parameter counts, shown in the tick labels); without it the
         order of the first quota's keys is used.
     quotas : mapping of str to mapping of str to float
-        ``{scheme: {layer name: density}}``, e.g. ``{"erk": sg.quotas(net, "erk", 0.01)}``.
+        ``{scheme: {layer name: density}}``, e.g. ``{"erk": sg.quotas(net, "erk", 0.01)}``, or
+        the densities a pruner's masks reached.
     path : str, path or binary file, optional
         Where to write the PNG.
     title : str, optional
         The figure title.
+    params : mapping of str to int, optional
+        Weights per layer for the tick labels when ``net`` is None.
 
     Returns
     -------
@@ -350,6 +380,12 @@ def plot_quotas(
     ------
     SparseGraphError
         If ``quotas`` is empty or a quota names a layer the network does not have.
+
+    Notes
+    -----
+    Every density is a whole number of kept weights over the layer's size, so a line that is
+    flat in theory (``uniform``) steps on layers with few weights; the legend says so when a
+    line is uneven for that reason.
     """
     if not isinstance(quotas, Mapping) or not quotas:
         raise SparseGraphError("plot_quotas: expected {scheme: {layer: density}}, got nothing")
@@ -358,10 +394,11 @@ def plot_quotas(
         params = {layer.name: layer.params for layer in net.layers}
     else:
         names = list(next(iter(quotas.values())))
-        params = {}
+        params = dict(params or {})
     index = {name: i for i, name in enumerate(names)}
     n = len(names)
-    fig = _new_figure(max(6.5, min(16.0, 0.28 * n + 3.5)), 5.0)
+    longest = max((len(_short(nm)) for nm in names), default=10)
+    fig = _new_figure(max(7.0, min(18.0, 0.36 * n + 4.0)), 4.2 + 0.075 * min(longest + 8, 40))
     ax = fig.add_subplot()
     ax.set_yscale("log")
     for i, (scheme, q) in enumerate(quotas.items()):
@@ -380,13 +417,18 @@ def plot_quotas(
               for nm in names]
     step = max(1, math.ceil(n / 60))
     ax.set_xticks(range(0, n, step))
-    ax.set_xticklabels(labels[::step], rotation=90, fontsize=7 if n > 25 else 8)
+    ax.set_xticklabels(labels[::step], rotation=60, ha="right", rotation_mode="anchor",
+                       fontsize=8 if n > 40 else 9)
     ax.set_xlim(-0.5, n - 0.5)
-    ax.set_xlabel("layer, in network order" + ("  (weights)" if params else ""))
-    ax.set_ylabel("layer density (kept / params), log scale")
+    ax.set_xlabel("layer, in network order" + ("  (weights)" if params else ""), fontsize=10)
+    ax.set_ylabel("layer density (kept / params), log scale", fontsize=10)
     ax.grid(True, which="major", linewidth=0.6, alpha=0.5)
+    legend_title = "scheme"
+    if _rounding_visible(quotas, params):
+        legend_title += ("\n(kept counts are whole weights,\nso a flat quota such as uniform"
+                         "\nsteps on small layers)")
     ax.legend(fontsize=9, framealpha=0.9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              title="scheme", title_fontsize=9)
+              title=legend_title, title_fontsize=8, alignment="left")
     if title is None:
         title = f"{getattr(net, 'name', '') + ': ' if net is not None else ''}layerwise quotas"
         if params:
@@ -397,6 +439,25 @@ def plot_quotas(
     ax.set_title(title, fontsize=11)
     _save(fig, path)
     return fig
+
+
+def _rounding_visible(quotas: Mapping[str, Mapping[str, float]], params: Mapping[str, int]
+                      ) -> bool:
+    """Whether a line is uneven only by integer rounding: its densities differ, yet each is
+    within one weight of a common value."""
+    for q in quotas.values():
+        vals = [(float(v), params.get(k)) for k, v in q.items() if 0.0 < float(v) < 1.0]
+        if len(vals) < 2 or any(p is None for _, p in vals):
+            continue
+        ds = np.array([v for v, _ in vals])
+        if np.ptp(ds) <= 1e-12 * ds.max():
+            continue
+        # the kept-weighted common density, and every layer within one weight of it
+        ps = np.array([p for _, p in vals], dtype=float)
+        common = float((ds * ps).sum() / ps.sum())
+        if np.all(np.abs(ds * ps - common * ps) <= 1.0 + 1e-9):
+            return True
+    return False
 
 
 def _count(n: int) -> str:

@@ -12,11 +12,17 @@ import html
 import io
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_report", "write_report"]
+__all__ = [
+    "layer_densities",
+    "layer_figure_density",
+    "render_report",
+    "summary_columns",
+    "write_report",
+]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;
@@ -71,24 +77,103 @@ def _as_bytes(image: bytes | str | os.PathLike[str]) -> bytes:
     return Path(image).read_bytes()
 
 
-def _quota_figure(result: Any) -> tuple[bytes, float] | None:
-    """Layerwise densities of the quota schemes at the middle density of the grid."""
-    net = getattr(result, "net", None)
+def layer_densities(result: Any, density: float) -> dict[str, dict[str, float]]:
+    """``{scheme: {layer: density reached}}`` at one target density, the mean over the seeds
+    that succeeded, read from the table (so it works for results read back from JSON, and
+    pruners are shown with the per-layer densities their scores gave)."""
+    per: dict[str, dict[str, list[float]]] = {}
+    for r in result.rows:
+        if r["layer"] == "__network__" or r["density"] != density:
+            continue
+        per.setdefault(r["scheme"], {}).setdefault(r["layer"], []).append(r["direct_density"])
+    return {s: {k: sum(v) / len(v) for k, v in layers.items()}
+            for s, layers in per.items()}
+
+
+def layer_figure_density(result: Any) -> tuple[float, str]:
+    """The target density the per-layer figure shows, and why: the lowest one of the grid at
+    which no seed of any scheme has collapsed (the sparsest point where every allocation still
+    carries signal), else the highest density of the grid."""
     args = result.provenance["arguments"]
-    names = [s for s, k in zip(args["schemes"], args.get("kinds", []), strict=False)
-             if k == "quota"]
-    if net is None or not names:
-        return None
-    from ..masks.quotas import quotas
+    collapsed = {r["density"] for r in result.network_rows() if r["collapsed"]}
+    done = {r["density"] for r in result.network_rows()}
+    alive = [d for d in args["densities"] if d in done and d not in collapsed]
+    if alive:
+        return min(alive), ("the lowest density of the grid at which no scheme has collapsed "
+                            "for any seed")
+    return max(args["densities"]), ("the highest density of the grid (every scheme collapsed "
+                                    "at some seed at every density)")
+
+
+def _layer_figure(result: Any) -> tuple[bytes, str] | None:
+    """The per-layer densities figure and its caption."""
     from .plots import plot_quotas
 
-    densities = sorted(args["densities"])
-    d = densities[len(densities) // 2]
-    try:
-        q = {s: quotas(net, s, d) for s in names}
-    except Exception:  # noqa: BLE001 - the figure is optional
+    d, why = layer_figure_density(result)
+    shown = layer_densities(result, d)
+    if not shown:
         return None
-    return _png(plot_quotas, net, q, title=f"{net.name}: layerwise quotas at density {d:.3g}"), d
+    order = [s for s in result.schemes if s in shown]
+    missing = [s for s in result.schemes if s not in shown]
+    params = {r["layer"]: r["params"] for r in result.rows if r["layer"] != "__network__"}
+    net = getattr(result, "net", None)
+    png = _png(plot_quotas, net, {s: shown[s] for s in order}, params=params,
+               title=f"{result.provenance['model']['name']}: layer densities at target density "
+               f"{d:.3g}")
+    caption = (f"Per-layer density (kept / weights, log scale) of each scheme's masks at target "
+               f"density {d:.3g}, {why}: quota schemes show their quota, pruners the densities "
+               "their scores ended with (mean over seeds). Layers whose density is far below the "
+               "others are where a scheme's masks lose paths first.")
+    if missing:
+        caption += (f" Missing: {', '.join(missing)} (no successful task at this density; see "
+                    "the table).")
+    return png, caption
+
+
+def _compression_caption(result: Any) -> str:
+    seeds = len(result.provenance["arguments"]["seeds"])
+    band = " The shaded band is the range over seeds." if seeds > 1 else ""
+    return (
+        "Effective against direct compression, one line per scheme (mean over seeds), log-log. "
+        "On the dashed diagonal every kept weight is effective; the height of a line above it "
+        "is the factor by which dead connections inflate the true compression. × on the top "
+        "edge marks the direct compression at which a scheme first collapsed (no input-output "
+        "path left) for some seed; markers at the same compression are stacked." + band
+    )
+
+
+def summary_columns(result: Any, *, detail: bool = False
+                    ) -> list[tuple[str, str, Callable[[Mapping[str, Any]], str]]]:
+    """``(label, key, formatter)`` of the summary table (one row per scheme x density), the
+    same for the command line and the report. With one seed the min and max columns, which
+    would repeat the mean, are left out; ``detail`` adds kept weights, dead units and failed
+    seeds."""
+    several = len(result.provenance["arguments"]["seeds"]) > 1
+    mean = " (mean)" if several else ""
+    cols: list[tuple[str, str, Callable[[Mapping[str, Any]], str]]] = [
+        ("scheme", "scheme", lambda r: str(r["scheme"])),
+        ("target density", "target_density", lambda r: _num(r["density"])),
+        ("direct density" + mean, "direct_density", lambda r: _num(r.get("direct_density"))),
+        ("effective density" + mean, "effective_density",
+         lambda r: _num(r["effective_density"])),
+    ]
+    if detail:
+        cols.append(("kept" + mean, "kept", lambda r: _num(r["kept"], 7)))
+    cols += [
+        ("direct ×" + mean, "direct_compression", lambda r: _num(r["direct_compression"])),
+        ("effective ×" + mean, "effective_compression",
+         lambda r: _num(r["effective_compression"])),
+    ]
+    if several:
+        cols += [("effective × min", "effective_compression_min",
+                  lambda r: _num(r["effective_compression_min"])),
+                 ("effective × max", "effective_compression_max",
+                  lambda r: _num(r["effective_compression_max"]))]
+    cols.append(("collapsed", "collapsed", lambda r: f"{r['collapsed']}/{r['seeds']}"))
+    if detail:
+        cols += [("dead units" + mean, "dead_units", lambda r: _num(r["dead_units"])),
+                 ("failed", "failed", lambda r: str(r["failed"]))]
+    return cols
 
 
 def render_report(
@@ -107,8 +192,9 @@ def render_report(
         The page title; by default names the model.
     images : mapping of str to bytes or path, optional
         ``{caption: PNG}`` to embed instead of drawing the figures again. By default the
-        compression figure (:func:`sparsegraph.sweep.plots.plot_compression`) and, when the result
-        holds its network and has quota schemes, the layerwise quotas at the middle density.
+        compression figure (:func:`sparsegraph.sweep.plots.plot_compression`) and the per-layer
+        densities of every scheme at :func:`layer_figure_density`, each with a caption that
+        says what to read from it.
 
     Returns
     -------
@@ -136,6 +222,8 @@ def render_report(
         f"{_num(ex.get('tasks'))} tasks, {_e(ex.get('mode', '?'))} "
         f"({_num(ex.get('workers'))} worker(s)), {_num(ex.get('wall_s'), 3)} s; "
         f"created {_e(prov.get('created', ''))}.</p>",
+        *([f'<p class="muted">Ran {"serially" if ex.get("mode") == "serial" else "on Dask"}: '
+           f"{_e(ex['reason'])}.</p>"] if ex.get("reason") else []),
     ]
 
     failures = result.failures
@@ -151,10 +239,10 @@ def render_report(
         try:
             from .plots import plot_compression
 
-            figures.append(("Effective vs direct compression", _png(plot_compression, result)))
-            quota = _quota_figure(result)
-            if quota is not None:
-                figures.append((f"Layerwise quotas at density {quota[1]:.3g}", quota[0]))
+            figures.append((_compression_caption(result), _png(plot_compression, result)))
+            layer = _layer_figure(result)
+            if layer is not None:
+                figures.append((layer[1], layer[0]))
         except ImportError as exc:
             parts.append(f'<p class="muted">No figures: {_e(exc)}</p>')
     if figures:
@@ -165,35 +253,25 @@ def render_report(
     parts.append(
         '<p class="muted">Direct compression = parameters / kept weights; effective '
         "compression = parameters / effective weights (kept weights on at least one "
-        "input-to-output path). ∞ means the network collapsed: no path is left.</p>"
+        "input-to-output path). ∞ means the network collapsed: no path is left. The target "
+        "density is the one asked for; the direct density is the one the masks reached.</p>"
     )
 
     # one table per scheme
     parts.append("<h2>Results per scheme</h2>")
     summary = result.summary()
+    columns = summary_columns(result, detail=True)
+    header = "".join(f"<th>{_e(label)}</th>" for label, _, _ in columns[1:])
     for scheme in args["schemes"]:
         rows = [r for r in summary if r["scheme"] == scheme]
         kind = rows[0]["kind"] if rows else ""
         parts.append(f'<h3 id="scheme-{_e(scheme)}">{_e(scheme)} '
                      f'<span class="muted">({_e(kind)})</span></h3>')
-        parts.append(
-            "<table><thead><tr><th>density</th><th>kept</th><th>direct compression</th>"
-            "<th>effective compression (mean)</th><th>min</th><th>max</th>"
-            "<th>effective density</th><th>collapsed seeds</th><th>dead units (mean)</th>"
-            "<th>failed</th></tr></thead><tbody>"
-        )
+        parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>")
         for r in rows:
             cls = ' class="collapsed"' if r["collapsed"] else ""
-            parts.append(
-                f"<tr{cls}><td>{_num(r['density'])}</td><td>{_num(r['kept'], 7)}</td>"
-                f"<td>{_num(r['direct_compression'])}</td>"
-                f"<td>{_num(r['effective_compression'])}</td>"
-                f"<td>{_num(r['effective_compression_min'])}</td>"
-                f"<td>{_num(r['effective_compression_max'])}</td>"
-                f"<td>{_num(r['effective_density'])}</td>"
-                f"<td>{r['collapsed']} / {r['seeds']}</td><td>{_num(r['dead_units'])}</td>"
-                f"<td>{r['failed']}</td></tr>"
-            )
+            cells = "".join(f"<td>{_e(fmt(r))}</td>" for _, _, fmt in columns[1:])
+            parts.append(f"<tr{cls}>{cells}</tr>")
         parts.append("</tbody></table>")
 
     if failures:
