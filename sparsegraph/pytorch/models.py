@@ -343,7 +343,7 @@ MODELS: dict[str, ModelSpec] = {
     "vit_tiny": ModelSpec(vit_tiny, (1, 3, 32, 32), 10,
                           "CIFAR ViT-Tiny: patch 4, width 192, depth 12, 3 heads, class token"),
     "mobilenet_v3_small": ModelSpec(mobilenet_v3_small, (1, 3, 224, 224), 1000,
-                                    "MobileNet-v3-Small: depthwise, squeeze-excitation, hard-swish"),
+                                    "MobileNet-v3-Small: depthwise, SE gates, hard-swish"),
 }
 
 
