@@ -1,6 +1,6 @@
 """Slow, obviously correct references for effective sparsity (DESIGN §3).
 
-Two oracles, independent of :mod:`sparsegraph.metrics.effective` and of each other:
+Three oracles, independent of :mod:`sparsegraph.metrics.effective` and of each other:
 
 ``autograd_effective(model, masks, example_input)``
     The SynFlow view on the real ``nn.Module``, independent of the tracer too: every kept weight
@@ -19,6 +19,15 @@ Two oracles, independent of :mod:`sparsegraph.metrics.effective` and of each oth
 ``bruteforce_effective(net, masks)``
     Dense boolean numpy propagation over a :class:`~sparsegraph.graph.network.Network`, one kept
     weight at a time (tiny hand-made graphs only).
+
+``oracle_effective(model, inputs, masks, kwargs=...)``
+    DESIGN §3's float64 oracle for models with gates, products, softmax and attention, tokens,
+    several inputs and outputs: the real module with random positive weights and inputs, zero
+    additive constants, positive multiplicative ones, normalisation as identity, max-pool as a
+    window sum, per-layer rescaling, a random positive weighting of the outputs, and each
+    layer's weight gradient taken from its input minus the same input at zero network input
+    (the full rules are in its docstring). ``default_prunable(model)`` lists DESIGN §2's
+    default prunable weights.
 """
 
 from __future__ import annotations
@@ -449,7 +458,8 @@ class _Oracle(TorchFunctionMode):
             return op(x, w.detach()) / self.scales[n]
         # same value as op(x, w); the weight's gradient comes from the signal x - a0 only
         d = (x - self.a0[n]).detach()
-        out = (op(x, w.detach()) + op(d, w) - op(d, w.detach())) / self.scales[n]
+        signal = op(d, w)
+        out = (op(x, w.detach()) + (signal - signal.detach())) / self.scales[n]
         if out.requires_grad:
             out.register_hook(_normalise_grad)
         return out
@@ -625,9 +635,11 @@ def oracle_effective(model: nn.Module, inputs: Any = (), masks: Mapping[str, Any
     branch, or a softmax over constant scores. Three passes use the same rescaling factors: a
     first real pass records them, a second with every floating input (and every embedding
     source) zero records each layer call's input ``a0``, and in the third, real pass each layer
-    returns ``W.detach()·a + W·d − W.detach()·d`` with ``d = a − a0`` detached: the same value
-    as ``W·a`` and the gradient for ``a`` as usual, but the weight's gradient comes from
-    ``a − a0``, the part of its input that an input reaches.
+    returns ``W.detach()·a + (s − s.detach())`` with ``s = W·d`` and ``d = a − a0`` detached:
+    the same value as ``W·a`` (``s − s.detach()`` is exactly 0) and the gradient for ``a`` as
+    usual, but the weight's gradient comes from ``a − a0``, the part of its input that an input
+    reaches. It is ``W·a + W.detach()·a0 − W·a0`` with the subtraction done on the input, so
+    that a constant part cancels exactly, not up to rounding.
 
     A parameter that is used as an addend and as a factor is 0 in the first use and positive
     in the second. Float buffers (attention masks, -100 or -inf) are left as they are.

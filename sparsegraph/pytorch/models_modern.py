@@ -111,6 +111,27 @@ class VisionTransformer(nn.Module):
     added to all of them; ``depth`` pre-norm blocks, a final LayerNorm and a linear ``head`` on
     the class token. Linear weights are drawn from a normal distribution truncated at two
     standard deviations (std 0.02), biases are zero (timm's initialisation).
+
+    Parameters
+    ----------
+    img_size, patch_size, in_channels : int
+        Square input side, patch side (dividing ``img_size``), input channels.
+    num_classes : int
+        Outputs of the head.
+    dim, depth, heads : int
+        Token width, number of blocks, attention heads (dividing ``dim``).
+    mlp_ratio : float
+        MLP hidden width over ``dim``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sparsegraph.pytorch.models_modern import VisionTransformer
+    >>> with torch.device("meta"):  # ViT-B/16
+    ...     vit_b16 = VisionTransformer(img_size=224, patch_size=16, num_classes=1000, dim=768,
+    ...                                 depth=12, heads=12)
+    >>> sum(p.numel() for p in vit_b16.parameters())
+    86567656
     """
 
     def __init__(self, *, img_size: int = 32, patch_size: int = 4, in_channels: int = 3,
@@ -138,8 +159,31 @@ class VisionTransformer(nn.Module):
 
 
 def vit_tiny(num_classes: int = 10) -> VisionTransformer:
-    """ViT-Tiny for 32x32 CIFAR images: patch 4 (64 patches + the class token), width 192,
-    depth 12, 3 heads, MLP ratio 4 (the sparse-ViT benchmark size)."""
+    """ViT-Tiny for 32x32 CIFAR images (the sparse-ViT benchmark size).
+
+    Patch 4 (64 patches and the class token), width 192, depth 12, 3 heads, MLP ratio 4.
+
+    Parameters
+    ----------
+    num_classes : int, default 10
+        Outputs of the linear head.
+
+    Returns
+    -------
+    VisionTransformer
+        In training mode, as a module is made (:func:`~sparsegraph.build_model` returns it in
+        eval mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sparsegraph.pytorch.models_modern import vit_tiny
+    >>> model = vit_tiny().eval()
+    >>> tuple(model(torch.zeros(2, 3, 32, 32)).shape)
+    (2, 10)
+    >>> sum(p.numel() for p in model.parameters())
+    5362762
+    """
     return VisionTransformer(img_size=32, patch_size=4, num_classes=num_classes, dim=192,
                              depth=12, heads=3)
 
@@ -265,5 +309,28 @@ class MobileNetV3(nn.Module):
 
 
 def mobilenet_v3_small(num_classes: int = 1000) -> MobileNetV3:
-    """MobileNet-v3-Small for 224x224 ImageNet images (torchvision's layout and counts)."""
+    """MobileNet-v3-Small for 224x224 ImageNet images (torchvision's layout and counts).
+
+    Parameters
+    ----------
+    num_classes : int, default 1000
+        Outputs of the last Linear layer.
+
+    Returns
+    -------
+    MobileNetV3
+        In training mode, as a module is made (:func:`~sparsegraph.build_model` returns it in
+        eval mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sparsegraph.pytorch.models_modern import mobilenet_v3_small
+    >>> with torch.device("meta"):
+    ...     model = mobilenet_v3_small()
+    >>> sum(p.numel() for p in model.parameters())  # torchvision's count
+    2542856
+    >>> model.features[5].block[2].fc2  # the squeeze-excitation of a hard-swish block
+    Conv2d(64, 240, kernel_size=(1, 1), stride=(1, 1))
+    """
     return MobileNetV3(_V3_SMALL, 1024, num_classes)
