@@ -26,7 +26,6 @@ Run: ``python benchmarks/modern.py [--repeats N] [--oracle-repeats N] [--threads
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,20 +34,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from effective import _median  # noqa: E402
 from reference import default_prunable, oracle_effective  # noqa: E402
 
 import sparsegraph as sg  # noqa: E402
 from sparsegraph.pytorch.models_modern import VisionTransformer  # noqa: E402
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _vit_b16() -> tuple[torch.nn.Module, torch.Tensor]:

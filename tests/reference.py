@@ -720,3 +720,17 @@ def _oracle(model: nn.Module, inputs: Any, masks: dict[str, Any],
             live = np.zeros(p.shape, bool) if grad is None else grad.detach().numpy() != 0
             result[name] = kept[name] & live
     return result
+
+
+def assert_same_masks(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray],
+                      labels: tuple[str, str] = ("got", "want")) -> None:
+    """Assert two mask dicts have the same keys and equal bool arrays; the message names the
+    first layer and weight that differ."""
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+    for name in want:
+        assert got[name].dtype == np.bool_ and got[name].shape == want[name].shape, name
+        diff = np.argwhere(got[name] != want[name])
+        assert diff.size == 0, (
+            f"{name}: {len(diff)} of {want[name].size} weights differ, first at "
+            f"{diff[0].tolist()}: {labels[0]} {got[name][tuple(diff[0])]}, "
+            f"{labels[1]} {want[name][tuple(diff[0])]}")

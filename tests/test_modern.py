@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
-from reference import default_prunable, oracle_effective
+from reference import assert_same_masks, default_prunable, oracle_effective
 from zoo import HAND_CASES, HF_ZOO, ZOO, hf_available, random_network
 
 import sparsegraph as sg
@@ -40,14 +40,7 @@ def trace(model, args: tuple, kwargs: dict):
 
 
 def assert_same(got: dict, want: dict) -> None:
-    assert sorted(got) == sorted(want)
-    for name in want:
-        assert got[name].dtype == np.bool_ and got[name].shape == want[name].shape, name
-        diff = np.argwhere(got[name] != want[name])
-        assert diff.size == 0, (
-            f"{name}: {len(diff)} of {want[name].size} weights differ, first at "
-            f"{diff[0].tolist()}: effective_masks {got[name][tuple(diff[0])]}, "
-            f"oracle {want[name][tuple(diff[0])]}")
+    assert_same_masks(got, want, ("effective_masks", "oracle"))
 
 
 @functools.cache

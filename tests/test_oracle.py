@@ -16,7 +16,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference import autograd_effective, default_prunable, oracle_effective
+from reference import (
+    assert_same_masks,
+    autograd_effective,
+    default_prunable,
+    oracle_effective,
+)
 from zoo import HAND_CASES, HF_ZOO, ZOO, hf_available, random_network
 
 import sparsegraph as sg
@@ -24,11 +29,7 @@ import sparsegraph as sg
 
 def _assert_same(got: dict, want: dict) -> None:
     assert list(got) == list(want)
-    for name in want:
-        diff = np.argwhere(got[name] != want[name])
-        assert diff.size == 0, (
-            f"{name}: {len(diff)} weights differ, first at {diff[0].tolist()}: "
-            f"oracle {got[name][tuple(diff[0])]}, expected {want[name][tuple(diff[0])]}")
+    assert_same_masks(got, want, ("oracle", "expected"))
 
 
 # ----------------------------------------------------------------------------- hand cases

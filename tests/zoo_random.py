@@ -77,7 +77,7 @@ class RandomNet(nn.Module):
         return x + y if opt["residual"] else y
 
 
-_LINEAR_OPS = ("conv", "conv", "res", "permute_linear", "slice", "upsample", "pool", "cat")
+_LINEAR_OPS = ("conv", "conv", "res", "res", "permute_linear", "slice", "upsample", "pool", "cat")
 _ALL_OPS = (*_LINEAR_OPS, "se", "glu", "swiglu", "attn", "attn")
 
 
