@@ -1,6 +1,6 @@
 """Slow, obviously correct references for effective sparsity (DESIGN §3).
 
-Two oracles, independent of :mod:`sparsegraph.metrics.effective` and of each other:
+Three oracles, independent of :mod:`sparsegraph.metrics.effective` and of each other:
 
 ``autograd_effective(model, masks, example_input)``
     The SynFlow view on the real ``nn.Module``, independent of the tracer too: every kept weight
@@ -19,6 +19,15 @@ Two oracles, independent of :mod:`sparsegraph.metrics.effective` and of each oth
 ``bruteforce_effective(net, masks)``
     Dense boolean numpy propagation over a :class:`~sparsegraph.graph.network.Network`, one kept
     weight at a time (tiny hand-made graphs only).
+
+``oracle_effective(model, inputs, masks, kwargs=...)``
+    DESIGN §3's float64 oracle for models with gates, products, softmax and attention, tokens,
+    several inputs and outputs: the real module with random positive weights and inputs, zero
+    additive constants, positive multiplicative ones, normalisation as identity, max-pool as a
+    window sum, per-layer rescaling, a random positive weighting of the outputs, and each
+    layer's weight gradient taken from its input minus the same input at zero network input
+    (the full rules are in its docstring). ``default_prunable(model)`` lists DESIGN §2's
+    default prunable weights.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import re
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -503,3 +514,438 @@ def count_paths(net: Any, masks: Mapping[str, Any]) -> int:
         else:
             f.append([sum(f[s][e] for s, e in q) for q in pe])
     return sum(sum(f[o]) for o in net.outputs)
+
+
+# ----------------------------------------------------------------------------- float64 oracle
+# The oracle of DESIGN §3 for models with gates, products, softmax and attention (any rank, any
+# input kind). Independent of sparsegraph: it runs the real module.
+
+# element-wise maps that are the identity in the linearised network (all are 0 at 0)
+_ORACLE_IDENTITY = {
+    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "leaky_relu", "leaky_relu_", "gelu",
+    "silu", "silu_", "elu", "elu_", "selu", "selu_", "celu", "celu_", "mish", "hardswish",
+    "hardswish_", "prelu", "rrelu", "rrelu_", "softplus", "tanh", "tanh_", "softsign",
+    "dropout", "dropout_", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+    "feature_alpha_dropout", "batch_norm", "layer_norm", "group_norm", "instance_norm",
+    "rms_norm", "local_response_norm",
+}
+_LAYER_FUNCS = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                "conv_transpose3d"}
+_MATMUL_FUNCS = {"matmul", "mm", "bmm"}
+# products: a non-prunable parameter that is a factor here is a positive multiplicative constant
+_MUL_FUNCS = {"mul", "mul_", "__mul__", "__rmul__", "__imul__", "multiply", "div", "div_",
+              "__truediv__", "__itruediv__", "__rdiv__", "__rtruediv__", "true_divide", "addcmul",
+              "einsum", "matmul", "mm", "bmm", "__matmul__", "baddbmm", "addmm"}
+# layout ops a prunable weight may pass through on its way to a layer op
+_WEIGHT_VIEWS = {"__getitem__", "view", "reshape", "t", "transpose", "permute", "chunk", "split",
+                 "unbind", "narrow", "unflatten", "flatten", "squeeze", "unsqueeze", "contiguous",
+                 "to", "__get__", "expand", "clone", "movedim"}
+_DOWNCASTS = {"to", "float", "half", "bfloat16", "type", "type_as"}
+_NORM_CLASS = re.compile(r"Norm(Act)?(\dd)?$")
+
+
+def _tensors(tree: Any) -> list[torch.Tensor]:
+    """Every tensor in a nest of tuples/lists/dicts (HF ModelOutputs are dicts)."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if isinstance(tree, Mapping):
+        return [t for v in tree.values() for t in _tensors(v)]
+    if isinstance(tree, (tuple, list)):
+        return [t for v in tree for t in _tensors(v)]
+    return []
+
+
+def _map(tree: Any, fn: Any) -> Any:
+    """``tree`` with every tensor ``t`` replaced by ``fn(t)`` (tuples, lists, dicts)."""
+    if isinstance(tree, torch.Tensor):
+        return fn(tree)
+    if isinstance(tree, dict):
+        return {k: _map(v, fn) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_map(v, fn) for v in tree)
+    return tree
+
+
+def _identity_forward(self: nn.Module, x: Any, *args: Any, **kwargs: Any) -> Any:
+    return x
+
+
+def _mha_forward(self: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor,
+                 value: torch.Tensor, key_padding_mask: torch.Tensor | None = None,
+                 need_weights: bool = True, attn_mask: torch.Tensor | None = None,
+                 average_attn_weights: bool = True, is_causal: bool = False) -> tuple:
+    """``nn.MultiheadAttention`` through explicit q/k/v/out projections (biases are zero in the
+    oracle), so each projection is one layer call on its row block of ``in_proj_weight``."""
+    if self.bias_k is not None or self.add_zero_attn:
+        raise NotImplementedError("oracle: MultiheadAttention with bias_k/add_zero_attn")
+    unbatched = query.dim() == 2
+    q_in, k_in, v_in = ((t.unsqueeze(0) if unbatched else t if self.batch_first
+                         else t.transpose(0, 1)) for t in (query, key, value))
+    e, h = self.embed_dim, self.num_heads
+    if self._qkv_same_embed_dim:
+        w = self.in_proj_weight
+        wq, wk, wv = w[:e], w[e:2 * e], w[2 * e:]
+    else:
+        wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+    b, n, s = q_in.shape[0], q_in.shape[1], k_in.shape[1]
+    q = F.linear(q_in, wq).view(b, n, h, e // h).transpose(1, 2)
+    k = F.linear(k_in, wk).view(b, s, h, e // h).transpose(1, 2)
+    v = F.linear(v_in, wv).view(b, s, h, e // h).transpose(1, 2)
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(e // h)
+    if attn_mask is None and is_causal:
+        attn_mask = torch.ones(n, s, dtype=torch.bool).triu(1)
+    if attn_mask is not None and attn_mask.dim() == 3:  # (batch * heads, n, s)
+        attn_mask = attn_mask.reshape(b, h, n, s)
+    if key_padding_mask is not None:  # (batch, s)
+        key_padding_mask = key_padding_mask.reshape(b, 1, 1, s)
+    for mask in (attn_mask, key_padding_mask):
+        if mask is not None:
+            scores = (scores.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool
+                      else scores + mask)
+    p = torch.softmax(scores, dim=-1)
+    out = F.linear((p @ v).transpose(1, 2).reshape(b, n, e), self.out_proj.weight)
+    out = out.squeeze(0) if unbatched else out if self.batch_first else out.transpose(0, 1)
+    weights = None
+    if need_weights:
+        weights = p.mean(1) if average_attn_weights else p
+        weights = weights.squeeze(0) if unbatched else weights
+    return out, weights
+
+
+def default_prunable(model: nn.Module) -> list[str]:
+    """DESIGN §2's default prunable weights, by ``named_parameters()`` name: Linear,
+    Conv1d/2d/3d and transposed-convolution weights, ``nn.MultiheadAttention``'s
+    ``in_proj_weight`` (or ``q/k/v_proj_weight``), HF ``Conv1D`` weights. A parameter tied to
+    several modules is listed once, under its first name."""
+    found: set[int] = set()
+    for mod in model.modules():
+        if isinstance(mod, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                            nn.ConvTranspose2d, nn.ConvTranspose3d)) or (
+                type(mod).__name__ == "Conv1D" and isinstance(getattr(mod, "weight", None),
+                                                            nn.Parameter)):
+            found.add(id(mod.weight))
+        elif isinstance(mod, nn.MultiheadAttention):
+            for attr in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+                if getattr(mod, attr, None) is not None:
+                    found.add(id(getattr(mod, attr)))
+    return [n for n, p in model.named_parameters() if id(p) in found]
+
+
+class _Oracle(TorchFunctionMode):
+    """The linearised float64 model of :func:`oracle_effective` (see its docstring)."""
+
+    def __init__(self, prunable: dict[int, tuple], consts: dict[int, tuple],
+                 gen: torch.Generator) -> None:
+        super().__init__()
+        self.prunable, self.consts, self.gen = prunable, consts, gen
+        self.scales: list[torch.Tensor] = []
+        self.a0: list[torch.Tensor] = []
+        self.sources: dict[int, torch.Tensor] = {}
+        self.phase = "scale"
+
+    def start(self, phase: str, inputs: Any) -> None:
+        """Begin a pass: ``phase`` is "scale", "zero" or "grad"; ``inputs`` its inputs."""
+        self.phase, self.n_layer, self.n_source = phase, 0, 0
+        self.weights = dict(self.prunable)  # id -> (tensor, name): prunable weights, views
+        self.twins = dict(self.consts)  # id -> (tensor, positive twin): constants
+        # integer tensors that derive from an input (token ids), for embedding lookups
+        self.from_input = {id(t): t for t in _tensors(inputs) if not t.is_floating_point()}
+
+    def _source(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """The n-th positive random source of this pass (the same values in every real pass,
+        zeros in the zero pass)."""
+        n = self.n_source
+        self.n_source += 1
+        if n not in self.sources:
+            self.sources[n] = torch.rand(shape, generator=self.gen, dtype=dtype) + 0.5
+        return torch.zeros(shape, dtype=dtype) if self.phase == "zero" else self.sources[n]
+
+    def _layer(self, x: torch.Tensor, w: torch.Tensor, op: Any) -> torch.Tensor:
+        n = self.n_layer
+        self.n_layer += 1
+        if self.phase == "scale":
+            out = op(x, w.detach())
+            scale = out.detach().abs().max()
+            self.scales.append(scale if scale > 0 else torch.ones((), dtype=out.dtype))
+            return out / self.scales[n]
+        if self.phase == "zero":
+            self.a0.append(x.detach().clone())
+            return op(x, w.detach()) / self.scales[n]
+        # same value as op(x, w); the weight's gradient comes from the signal x - a0 only
+        d = (x - self.a0[n]).detach()
+        signal = op(d, w)
+        out = (op(x, w.detach()) + (signal - signal.detach())) / self.scales[n]
+        if out.requires_grad:
+            out.register_hook(_normalise_grad)
+        return out
+
+    def _twin(self, t: Any) -> Any:
+        return self.twins[id(t)][1] if isinstance(t, torch.Tensor) and id(t) in self.twins else t
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, C901
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        x = _arg(args, kwargs, 0, "input", None)
+        if name in _ORACLE_IDENTITY:
+            return x
+        if name in ("hardsigmoid", "hardsigmoid_"):  # a gate like sigmoid, never saturated
+            return torch.sigmoid(x)
+        if name in ("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+                    "max_pool2d_with_indices", "max_pool3d_with_indices", "_max_pool1d",
+                    "_max_pool2d", "_max_pool3d"):
+            return self._avg_pool(name, args, kwargs)
+        if name.startswith("adaptive_max_pool"):
+            if _arg(args, kwargs, 2, "return_indices", False):
+                raise NotImplementedError("oracle: adaptive max pooling with return_indices")
+            dim = name[len("adaptive_max_pool")]
+            return getattr(F, f"adaptive_avg_pool{dim}d")(x, _arg(args, kwargs, 1,
+                                                                  "output_size", None))
+        if name == "embedding":
+            return self._embedding(func, args, kwargs)
+        if name in _LAYER_FUNCS:
+            w = _arg(args, kwargs, 1, "weight", None)
+            if id(w) in self.weights:
+                rest = args[3:]
+                kw = {k: v for k, v in kwargs.items() if k not in ("input", "weight", "bias")}
+                return self._layer(x, w, lambda a, wt: func(a, wt, None, *rest, **kw))
+            if id(w) in self.twins:  # a dense, non-prunable weight: positive; its bias stays 0
+                args = (args[0], self._twin(args[1]), *args[2:]) if len(args) > 1 else args
+                kwargs = {k: self._twin(v) if k == "weight" else v for k, v in kwargs.items()}
+                return func(*args, **kwargs)
+        if name == "addmm" and len(args) >= 3 and id(args[2]) in self.weights:  # HF Conv1D
+            return self._layer(args[1], args[2], lambda a, wt: torch.mm(a, wt))
+        if name in _MATMUL_FUNCS | {"__matmul__"} and len(args) == 2:
+            if id(args[1]) in self.weights:
+                return self._layer(args[0], args[1], lambda a, wt: func(a, wt))
+            if id(args[0]) in self.weights:
+                return self._layer(args[1], args[0], lambda a, wt: func(wt, a))
+        if name in ("softmax", "log_softmax", "_softmax"):  # never down-cast a softmax
+            out = func(*args, **kwargs)
+            if out.dtype != x.dtype:
+                out = getattr(torch, name.lstrip("_"))(x, _arg(args, kwargs, 1, "dim", -1))
+            return out
+        if (name in _DOWNCASTS and isinstance(x, torch.Tensor) and x.dtype == torch.float64
+                and id(x) not in self.weights and id(x) not in self.twins):
+            out = func(*args, **kwargs)
+            if isinstance(out, torch.Tensor) and out.is_floating_point() and (
+                    out.dtype != torch.float64):
+                return x
+            return out
+        return self._generic(func, name, args, kwargs)
+
+    def _generic(self, func: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        tensors = _tensors((args, kwargs))
+        weights = [t for t in tensors if id(t) in self.weights]
+        if weights:
+            others = [t for t in tensors if id(t) not in self.weights and t.is_floating_point()]
+            out = func(*args, **kwargs)
+            if not _tensors(out):
+                return out
+            if name not in _WEIGHT_VIEWS or others:
+                raise NotImplementedError(
+                    f"oracle: prunable weight {self.weights[id(weights[0])][1]!r} is used by "
+                    f"{name!r}; it may reach a layer op (linear, conv, embedding, addmm, matmul) "
+                    "only through layout ops")
+            for t in _tensors(out):
+                self.weights[id(t)] = (t, self.weights[id(weights[0])][1])
+            return out
+        consts = [t for t in tensors if id(t) in self.twins]
+        if consts:
+            signal = [t for t in tensors if id(t) not in self.twins and t.is_floating_point()]
+            if not signal:  # a computation on constants alone: carry the positive twin along
+                out = func(*args, **kwargs)
+                twin = func(*_map(args, self._twin), **_map(kwargs, self._twin))
+                for t, tw in zip(_tensors(out), _tensors(twin), strict=True):
+                    self.twins[id(t)] = (t, tw)
+                return out
+            if name in _MUL_FUNCS:  # a multiplicative constant: positive
+                return func(*_map(args, self._twin), **_map(kwargs, self._twin))
+        out = func(*args, **kwargs)
+        if any(id(t) in self.from_input for t in tensors):
+            for t in _tensors(out):
+                if not t.is_floating_point():
+                    self.from_input[id(t)] = t
+        return out
+
+    def _embedding(self, func: Any, args: tuple, kwargs: dict) -> torch.Tensor:
+        ids = _arg(args, kwargs, 0, "input", None)
+        w = _arg(args, kwargs, 1, "weight", None)
+        if id(w) in self.weights:  # a linear map from a soft one-hot (tokens, vocab) input
+            vocab = w.shape[0]
+            soft = self._source((*ids.shape, vocab), w.dtype)
+            if id(ids) not in self.from_input:  # constant indices (positions): no signal
+                soft = torch.zeros_like(soft)
+            return self._layer(soft, w, lambda a, wt: a @ wt)
+        if id(ids) in self.from_input:  # the lookup of an input: a source
+            return self._source((*ids.shape, w.shape[1]), w.dtype)
+        return torch.zeros((*ids.shape, w.shape[1]), dtype=w.dtype)  # an additive constant
+
+    def _avg_pool(self, name: str, args: tuple, kwargs: dict) -> torch.Tensor:
+        x = _arg(args, kwargs, 0, "input", None)
+        kernel = _arg(args, kwargs, 1, "kernel_size", None)
+        stride = _arg(args, kwargs, 2, "stride", None)
+        padding = _arg(args, kwargs, 3, "padding", 0)
+        dilation = _arg(args, kwargs, 4, "dilation", 1)
+        ceil_mode = _arg(args, kwargs, 5, "ceil_mode", False)
+        if _arg(args, kwargs, 6, "return_indices", False) or "with_indices" in name:
+            raise NotImplementedError(f"oracle: {name} with return_indices")
+        if "2d" in name:
+            return _window_sum(x, kernel, stride, padding, dilation, ceil_mode)
+        if any(d != 1 for d in ((dilation,) if isinstance(dilation, int) else dilation)):
+            raise NotImplementedError(f"oracle: dilated {name}")
+        pool = F.avg_pool1d if "1d" in name else F.avg_pool3d
+        return pool(x, kernel, stride if stride not in (None, []) else kernel, padding,
+                    ceil_mode, True)
+
+
+def oracle_effective(model: nn.Module, inputs: Any = (), masks: Mapping[str, Any] | None = None,
+                     *, kwargs: Mapping[str, Any] | None = None, seed: int = 0,
+                     threads: int | None = 1) -> dict[str, np.ndarray]:
+    """Effective weights by the float64 oracle of DESIGN §3, without any sparsegraph code.
+
+    ``inputs`` is a tensor or a tuple of positional inputs, ``kwargs`` keyword inputs; ``masks``
+    maps parameter names to 0/1 arrays of the weight's shape. The prunable weights are
+    :func:`default_prunable`'s plus every key of ``masks`` (an ``nn.Embedding`` weight, say);
+    those without a key are dense. Returns ``{name: bool array}`` for every prunable weight, in
+    ``named_parameters()`` order: kept and on a path from an input to an output. ``seed`` fixes
+    the random draws (the result does not depend on it); ``threads`` is the number of torch
+    intra-op threads while it runs (restored after; None leaves it): 1 by default, as the
+    zoo's tensors are small and on a loaded machine more threads only wait for each other.
+
+    The rules (on a float64 deep copy in eval mode; the model is untouched):
+
+    - kept weights of prunable layers are drawn from U(0.5, 1.5), pruned ones are 0;
+    - every other parameter (biases, position embeddings, class/register tokens, relative
+      position bias tables, ...) is 0 where it is added, and positive, U(0.5, 1.5), where it
+      is a factor of a product (layer scale ``gamma * x``, ``x / p``, a matmul or einsum with a
+      non-prunable parameter, the weight of a functional linear/conv that is not prunable):
+      each parameter carries a positive twin through computations on parameters alone (views,
+      ``exp``, ...), which a product uses; python-float scales are left as they are;
+    - normalisation is the identity: ``F.layer_norm/batch_norm/group_norm/instance_norm/
+      rms_norm/local_response_norm``, and the forward of every module whose class name ends in
+      ``Norm``/``Norm1d``.../``NormAct2d`` and that holds no prunable weight (HF's
+      ``T5LayerNorm``, ``LlamaRMSNorm``...); element-wise activations that are 0 at 0 (ReLU,
+      GELU, SiLU, hard-swish, tanh, softplus, dropout, ...) are the identity too;
+    - gates stay real: sigmoid, softmax (never down-cast), exp, GLU, and hard-sigmoid, which
+      becomes sigmoid (both are nonzero everywhere; sigmoid never saturates to a zero gradient);
+    - max pooling becomes a window sum/average (max would route the gradient to one arg-max);
+    - ``nn.MultiheadAttention`` runs through explicit q/k/v/out projections (one layer call per
+      row block of ``in_proj_weight``; boolean masks send scores to -inf);
+    - inputs: floating tensors are drawn from U(0.5, 1.5); integer and boolean tensors (token
+      ids, padding masks) stay. A lookup in a non-prunable embedding whose indices derive from
+      an input is a source of positive random values of its output shape; with constant
+      indices (positions, token types) it is an additive constant, 0. A prunable embedding is a
+      linear map from a positive random soft one-hot ``(tokens, vocab)`` input (no signal for
+      constant indices);
+    - the output of each prunable layer call is divided by its (detached) largest magnitude and
+      the gradient arriving there by its own, so nothing over- or underflows (positive factors
+      that leave every zero pattern as it is);
+    - every floating tensor of the output (tuples, lists, dicts, HF ModelOutputs) is weighted
+      by random positive weights and summed (a plain sum would cancel through a final softmax);
+      a kept weight is effective iff its gradient is nonzero. A tied parameter is one layer: its
+      gradient sums over its uses, so it is effective through any of them.
+
+    The refinement that makes "gradient nonzero" the path definition exactly: a layer's input
+    can hold a constant that is not signal, such as sigmoid(0) = 1/2 read from a pruned-away
+    branch, or a softmax over constant scores. Three passes use the same rescaling factors: a
+    first real pass records them, a second with every floating input (and every embedding
+    source) zero records each layer call's input ``a0``, and in the third, real pass each layer
+    returns ``W.detach()·a + (s − s.detach())`` with ``s = W·d`` and ``d = a − a0`` detached:
+    the same value as ``W·a`` (``s − s.detach()`` is exactly 0) and the gradient for ``a`` as
+    usual, but the weight's gradient comes from ``a − a0``, the part of its input that an input
+    reaches. It is ``W·a + W.detach()·a0 − W·a0`` with the subtraction done on the input, so
+    that a constant part cancels exactly, not up to rounding.
+
+    A parameter that is used as an addend and as a factor is 0 in the first use and positive
+    in the second. Float buffers (attention masks, -100 or -inf) are left as they are.
+    Data-dependent control flow and a model that divides by its input are not supported.
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _oracle(model, inputs, {} if masks is None else dict(masks), kwargs, seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _oracle(model: nn.Module, inputs: Any, masks: dict[str, Any],
+            kwargs: Mapping[str, Any] | None, seed: int) -> dict[str, np.ndarray]:
+    work = copy.deepcopy(model).to(torch.float64).eval()
+    canonical = {id(p): n for n, p in work.named_parameters()}
+    alias = {n: canonical[id(p)] for n, p in work.named_parameters(remove_duplicate=False)}
+    for key in masks:
+        if key not in alias:
+            raise ValueError(f"masks: {key!r} is not a parameter of {type(model).__name__}")
+    masks = {alias[k]: v for k, v in masks.items()}
+    names = set(default_prunable(work)) | set(masks)
+    params = dict(work.named_parameters())
+    gen = torch.Generator().manual_seed(int(seed))
+    kept: dict[str, np.ndarray] = {}
+    prunable: dict[int, tuple] = {}
+    consts: dict[int, tuple] = {}
+    with torch.no_grad():
+        for name, p in params.items():
+            if name in names:
+                m = np.asarray(masks.get(name, np.ones(p.shape, bool)))
+                if m.shape != tuple(p.shape) or not np.isin(m, (0, 1)).all():
+                    raise ValueError(f"masks[{name!r}]: expected 0/1 of shape {tuple(p.shape)}")
+                kept[name] = m.astype(bool)
+                p.copy_((torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5)
+                        * torch.as_tensor(kept[name]))
+                p.requires_grad_(True)
+                prunable[id(p)] = (p, name)
+            elif p.is_floating_point():
+                twin = torch.rand(p.shape, generator=gen, dtype=p.dtype) + 0.5
+                p.zero_()
+                p.requires_grad_(False)
+                consts[id(p)] = (p, twin)
+    for mod in work.modules():
+        if isinstance(mod, nn.MultiheadAttention):
+            mod.forward = types.MethodType(_mha_forward, mod)
+        elif _NORM_CLASS.search(type(mod).__name__) and not any(
+                id(p) in prunable for p in mod.parameters()):
+            mod.forward = types.MethodType(_identity_forward, mod)
+
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    kwargs = dict(kwargs or {})
+    real = _map((args, kwargs), lambda t: torch.rand(t.shape, generator=gen, dtype=torch.float64)
+                + 0.5 if t.is_floating_point() else t)
+    zero = _map(real, lambda t: torch.zeros_like(t) if t.is_floating_point() else t)
+    mode = _Oracle(prunable, consts, gen)
+    outs = []
+    for phase, (a, kw) in (("scale", real), ("zero", zero), ("grad", real)):
+        fresh = _map((a, kw), lambda t: t.clone())
+        mode.start(phase, fresh)
+        with torch.set_grad_enabled(phase == "grad"), mode:
+            out = work(*fresh[0], **fresh[1])
+        if phase == "zero" and any(not torch.isfinite(t).all() for t in mode.a0):
+            raise RuntimeError("oracle: a layer input is not finite at zero input")
+        outs = [o for o in _tensors(out) if o.is_floating_point()]
+    total = sum(((torch.rand(o.shape, generator=gen, dtype=o.dtype) + 0.5) * o).sum()
+                for o in outs)
+    if not isinstance(total, torch.Tensor) or not torch.isfinite(total):
+        raise RuntimeError(f"oracle: the weighted output is {total} (a fully masked softmax?)")
+    if total.requires_grad:
+        total.backward()
+    result = {}
+    for name, p in params.items():
+        if name in names:
+            grad = p.grad
+            live = np.zeros(p.shape, bool) if grad is None else grad.detach().numpy() != 0
+            result[name] = kept[name] & live
+    return result
+
+
+def assert_same_masks(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray],
+                      labels: tuple[str, str] = ("got", "want")) -> None:
+    """Assert two mask dicts have the same keys and equal bool arrays; the message names the
+    first layer and weight that differ."""
+    assert sorted(got) == sorted(want), (sorted(got), sorted(want))
+    for name in want:
+        assert got[name].dtype == np.bool_ and got[name].shape == want[name].shape, name
+        diff = np.argwhere(got[name] != want[name])
+        assert diff.size == 0, (
+            f"{name}: {len(diff)} of {want[name].size} weights differ, first at "
+            f"{diff[0].tolist()}: {labels[0]} {got[name][tuple(diff[0])]}, "
+            f"{labels[1]} {want[name][tuple(diff[0])]}")

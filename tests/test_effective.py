@@ -49,6 +49,7 @@ def _assert_same(got: dict, want: dict) -> None:
 # ----------------------------------------------------------------------------- built-in models
 
 _SLOW = {"vgg16", "vgg19", "resnet18", "resnet50", "resnet18_cifar"}
+_NEEDS_OP_TRACER = {"vit_tiny", "mobilenet_v3_small"}  # attention, squeeze-excitation
 
 
 @functools.cache
@@ -68,6 +69,8 @@ def _model_params():
     for name in MODELS:
         for density in (0.1, 0.01, 0.003):
             marks = [pytest.mark.slow] if name in _SLOW else []
+            if name in _NEEDS_OP_TRACER:
+                marks.append(pytest.mark.xfail(reason="needs the op-level tracer", strict=False))
             yield pytest.param(name, density, marks=marks, id=f"{name}-{density}")
 
 

@@ -41,6 +41,13 @@ def _cifar_resnet_count(n: int) -> int:
     return total + 64 * 10 + 10
 
 
+def _vit_count(img: int, patch: int, dim: int, depth: int, classes: int) -> int:
+    tokens = (img // patch) ** 2 + 1
+    block = 4 * dim + (dim * 3 * dim + 3 * dim) + (dim * dim + dim) + 2 * (4 * dim * dim) + 5 * dim
+    return (3 * patch * patch * dim + dim) + dim + tokens * dim + depth * block + 2 * dim + (
+        dim * classes + classes)
+
+
 _VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 EXPECTED = {
@@ -51,7 +58,38 @@ EXPECTED = {
     "resnet50": (1000, 25_557_032),
     "resnet20": (10, _cifar_resnet_count(3)),
     "resnet32": (10, _cifar_resnet_count(5)),
+    "vit_tiny": (10, _vit_count(32, 4, 192, 12, 10)),
+    # torchvision.models.mobilenet_v3_small() parameter count
+    "mobilenet_v3_small": (1000, 2_542_856),
 }
+
+
+def test_vit_b16_size():
+    # torchvision.models.vit_b_16() / timm vit_base_patch16_224 parameter count
+    from sparsegraph.pytorch.models_modern import VisionTransformer
+
+    with torch.device("meta"):
+        model = VisionTransformer(img_size=224, patch_size=16, num_classes=1000, dim=768,
+                                  depth=12, heads=12)
+    assert _count(model) == _vit_count(224, 16, 768, 12, 1000) == 86_567_656
+
+
+def test_modern_architecture_details():
+    vit = dict(build_model("vit_tiny")[0].named_parameters())
+    assert vit["patch_embed.proj.weight"].shape == (192, 3, 4, 4)
+    assert vit["pos_embed"].shape == (1, 65, 192) and vit["cls_token"].shape == (1, 1, 192)
+    assert vit["blocks.11.attn.qkv.weight"].shape == (576, 192)
+    assert vit["blocks.0.mlp.fc1.weight"].shape == (768, 192)
+    assert vit["head.weight"].shape == (10, 192)
+    mnv3 = build_model("mobilenet_v3_small")[0]
+    params = dict(mnv3.named_parameters())
+    assert params["features.1.block.0.0.weight"].shape == (16, 1, 3, 3)  # depthwise, no expand
+    assert params["features.1.block.1.fc1.weight"].shape == (8, 16, 1, 1)  # squeeze to 8
+    assert params["features.4.block.1.0.weight"].shape == (96, 1, 5, 5)
+    assert params["classifier.0.weight"].shape == (1024, 576)
+    # stem, expand + depthwise in the 8 hard-swish blocks, last 1x1 conv, classifier
+    assert sum(isinstance(m, nn.Hardswish) for m in mnv3.modules()) == 1 + 2 * 8 + 1 + 1
+    assert mnv3.features[0][0].stride == (2, 2)
 
 
 def _count(model: nn.Module) -> int:

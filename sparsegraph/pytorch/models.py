@@ -18,6 +18,8 @@ name                      input      classes      architecture
 ``resnet18``, ``resnet50``  3x224x224  1000       torchvision's ImageNet ResNets
 ``resnet18_cifar``        3x32x32    10           ResNet-18 with a 3x3 stride-1 stem, no max-pool
 ``resnet20``, ``resnet32``  3x32x32  10           He et al.'s CIFAR ResNets, 1x1 conv shortcuts
+``vit_tiny``              3x32x32    10           CIFAR ViT-Tiny, patch 4 (models_modern)
+``mobilenet_v3_small``    3x224x224  1000         MobileNet-v3-Small (models_modern)
 ========================  =========  ===========  =========================================
 
 The ImageNet ResNets match torchvision's parameter counts exactly (11,689,512 and 25,557,032).
@@ -41,6 +43,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelSpecError
+from .models_modern import mobilenet_v3_small, vit_tiny
 
 __all__ = ["MAX_INPUT_ELEMENTS", "MODELS", "ModelSpec", "build_model", "resolve_model",
            "prunable_params"]
@@ -344,6 +347,10 @@ MODELS: dict[str, ModelSpec] = {
                           "CIFAR ResNet-20 (He et al. 2016), 1x1 conv shortcuts"),
     "resnet32": ModelSpec(_cifar_resnet(32), (1, 3, 32, 32), 10,
                           "CIFAR ResNet-32 (He et al. 2016), 1x1 conv shortcuts"),
+    "vit_tiny": ModelSpec(vit_tiny, (1, 3, 32, 32), 10,
+                          "CIFAR ViT-Tiny: patch 4, width 192, depth 12, 3 heads, class token"),
+    "mobilenet_v3_small": ModelSpec(mobilenet_v3_small, (1, 3, 224, 224), 1000,
+                                    "MobileNet-v3-Small: depthwise, SE gates, hard-swish"),
 }
 
 
