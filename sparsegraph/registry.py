@@ -70,6 +70,8 @@ NEEDS: dict[str, str] = {
 GRANULARITIES = ("weight", "kernel", "channel")
 #: How a random mask's layer graphs are drawn: uniformly, or as biregular graphs.
 STRUCTURES = ("random", "regular")
+#: Mask file formats :func:`sparsegraph.save_masks` writes and the CLI offers (``--format``).
+MASK_FORMATS = ("safetensors", "npz", "torch", "torch_prune", "open_lth", "ao_sparsifier")
 
 #: The two kinds of scheme.
 KINDS: dict[str, str] = {

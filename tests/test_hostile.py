@@ -737,7 +737,7 @@ def no_compute(monkeypatch):
     build_parser()  # every sub-command module imported (and bound to the real one) first
     monkeypatch.setattr("sparsegraph.cli.common.load_network", boom)
     for mod in ("generate", "audit", "quotas"):
-        monkeypatch.setattr(f"sparsegraph.cli.{mod}.load_network", boom)
+        monkeypatch.setattr(f"sparsegraph.cli.{mod}.load_net", boom)
     monkeypatch.setattr("sparsegraph.pytorch.models.resolve_model", boom)
     monkeypatch.setattr("sparsegraph.pytorch.models.build_model", boom)
 

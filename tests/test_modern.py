@@ -13,8 +13,7 @@
 - hypothesis-generated networks mixing gates, permutes, slicing, softmax attention, upsampling
   and residual adds (``zoo_random.random_network``).
 
-The oracle itself is tested in ``test_oracle.py``. The comparisons are marked xfail until the
-op-level tracer lands (today's torch.fx tracer raises TraceError on most of these models).
+The oracle itself is tested in ``test_oracle.py``.
 """
 
 from __future__ import annotations
@@ -30,13 +29,11 @@ from zoo import HAND_CASES, HF_ZOO, ZOO, hf_available, random_network
 
 import sparsegraph as sg
 
-OP_TRACER = pytest.mark.xfail(reason="needs the op-level tracer", strict=False)
-
 
 def trace(model, args: tuple, kwargs: dict):
     """``sg.trace`` on positional inputs ``args`` and keyword inputs ``kwargs``."""
     example = args[0] if len(args) == 1 else args
-    return sg.trace(model, example, **({"kwargs": kwargs} if kwargs else {}))
+    return sg.trace(model, example, example_kwargs=kwargs or None)
 
 
 def assert_same(got: dict, want: dict) -> None:
@@ -56,12 +53,12 @@ def _params():
     hf_skip = pytest.mark.skipif(not hf_available(), reason="transformers is not installed")
     for name, case in {**ZOO, **HF_ZOO}.items():
         for density in (0.3, 0.05, 0.005):
-            marks = [OP_TRACER] + ([hf_skip] if case.requires else [])
+            marks = ([hf_skip] if case.requires else [])
             marks += [pytest.mark.slow] if case.slow else []
             yield pytest.param(name, density, marks=marks, id=f"{name}-{density}")
     for name, slow in (("mobilenet_v3_small", ()), ("vit_tiny", (0.005,))):
         for density in (0.05, 0.005):
-            marks = [OP_TRACER] + ([pytest.mark.slow] if density in slow else [])
+            marks = ([pytest.mark.slow] if density in slow else [])
             yield pytest.param(name, density, marks=marks, id=f"{name}-{density}")
 
 
@@ -78,7 +75,6 @@ def test_matches_the_oracle(name, density):
     assert rep.network.effective == sum(int(v.sum()) for v in got.values())
 
 
-@OP_TRACER
 @pytest.mark.parametrize("case", list(HAND_CASES.values()), ids=list(HAND_CASES))
 def test_hand_case(case):
     # the expected masks and their derivation: zoo_hand.HAND_CASES (``why``)
@@ -87,7 +83,6 @@ def test_hand_case(case):
     assert_same(sg.effective_masks(net, masks), want)
 
 
-@OP_TRACER
 def test_tied_parameter_is_one_layer():
     model, masks, _ = HAND_CASES["tied"].make()
     net = trace(model, HAND_CASES["tied"].args, {})
@@ -95,7 +90,6 @@ def test_tied_parameter_is_one_layer():
     assert net.params == 3 * 2 + 2 * 2
 
 
-@OP_TRACER
 # no shrinking while this is expected to fail (it would explore for minutes); drop ``phases``
 # to get a minimal failing network
 @settings(max_examples=30, phases=(Phase.explicit, Phase.reuse, Phase.generate))

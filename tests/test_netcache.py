@@ -26,14 +26,24 @@ def test_round_trip_is_the_same_network(name, tmp_path, monkeypatch):
     assert back.layers == net.layers and back.outputs == net.outputs
     assert back.name == net.name and back.input_shapes == net.input_shapes
     for a, b in zip(net.nodes, back.nodes, strict=True):
-        assert (a.id, a.op, a.inputs, a.shape, a.name, a.layer) == (b.id, b.op, b.inputs,
-                                                                     b.shape, b.name, b.layer)
-        for wa, wb in ((a.window_h, b.window_h), (a.window_w, b.window_w)):
-            assert (wa is None) == (wb is None)
-            if wa is not None:
-                assert all(np.array_equal(p, q) for p, q in zip(wa, wb, strict=True))
+        assert (a.id, a.kind, a.inputs, a.shape, a.name, a.layer, a.module) == (
+            b.id, b.kind, b.inputs, b.shape, b.name, b.layer, b.module)
+        assert sorted(a.params) == sorted(b.params)
+        for k in a.params:
+            _same_value(a.params[k], b.params[k])
     masks = sg.random_masks(net, sg.quotas(net, "erk", 0.01), seed=0)
     assert sg.audit(back, masks).to_dict() == sg.audit(net, masks).to_dict()
+
+
+def _same_value(a, b):
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    elif isinstance(a, (tuple, list)):
+        assert type(a) is type(b) and len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _same_value(x, y)
+    else:
+        assert a == b
 
 
 def test_decoder_refuses_foreign_classes(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..registry import GRANULARITIES, STRUCTURES
+from ..registry import GRANULARITIES, MASK_FORMATS, STRUCTURES
 from .common import add_model_args, check_mask_output, load_net, print_json
 from .options import (
     add_scheme_arg,
@@ -20,8 +20,6 @@ from .quotas import add_quota_args, quota_options
 
 def register(subparsers: Any) -> None:
     """Add the ``generate`` sub-command."""
-    from ..masks.files import FORMATS
-
     parser = subparsers.add_parser(
         "generate",
         help="write reproducible random masks from a layerwise quota",
@@ -49,7 +47,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="mask file to write (.safetensors, .npz, .pt); a directory only "
                         "with --format open_lth")
-    parser.add_argument("--format", choices=FORMATS, default=None,
+    parser.add_argument("--format", choices=MASK_FORMATS, default=None,
                         help="file format (default: from the suffix); open_lth writes mask.pth "
                         "and sparsity_report.json into the directory -o (created if needed)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")

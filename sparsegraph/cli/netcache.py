@@ -34,7 +34,8 @@ from typing import Any
 __all__ = ["cache_dir", "decode", "encode", "load", "store"]
 
 _FORMAT = "sparsegraph-network-cache/1"
-_SOURCES = ("graph", "pytorch/models.py")  # what a built-in Network is computed from
+#: what a built-in Network is computed from
+_SOURCES = ("graph", "pytorch/models.py", "pytorch/models_modern.py")
 
 
 class _Unknown(TypeError):

@@ -229,8 +229,9 @@ def _nonzero_const(rec: Recorder, c: Any, out: torch.Tensor, batch: int | None, 
         if c == 0:
             return np.zeros(rec.unbatched(out.shape, batch, inner), dtype=bool)
         return None
-    if isinstance(rec.value(c), PView):
-        rec.const_uses.setdefault(rec.value(c).name, rec.op)
+    if isinstance(rec.value(c), PView):  # a trained factor (layer scale): its value at
+        rec.const_uses.setdefault(rec.value(c).name, rec.op)  # initialisation (even 0) is
+        return None  # no topology, so it drops nothing
     if not isinstance(c, torch.Tensor) or bool((c != 0).all()):
         return None
     return unbatched_const(rec, c != 0, out.shape, batch, inner).astype(bool)

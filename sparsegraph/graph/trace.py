@@ -53,9 +53,10 @@ __all__ = ["trace"]
 #: (exp underflows): -inf, ``torch.finfo(dtype).min``, BERT's -10000. Swin's -100 does not.
 NEG_INF = -745.0
 
+_RMS_NORM = getattr(nn, "RMSNorm", None)  # torch >= 2.4
 _NORM_CLASSES: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+    *((_RMS_NORM,) if _RMS_NORM is not None else ()),
 )
 
 

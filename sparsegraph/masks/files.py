@@ -63,6 +63,7 @@ from .._args import as_bool_mask, check_masks, check_network
 from .._atomic import atomic_write
 from ..errors import MaskError, MaskFileError
 from ..graph.network import Network
+from ..registry import MASK_FORMATS
 from ._headers import META_KEY, ST_META_KEY
 from ._keys import collect, normalize_key, prune_tensors, sparsifier_tensors
 from ._limits import MAX_ELEMENTS, q
@@ -82,7 +83,7 @@ __all__ = [
     "to_sparsifier_state",
 ]
 
-FORMATS = ("safetensors", "npz", "torch", "torch_prune", "open_lth", "ao_sparsifier")
+FORMATS = MASK_FORMATS
 
 FORMAT_TAG = "sparsegraph.masks"
 FORMAT_VERSION = 1

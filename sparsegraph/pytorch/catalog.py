@@ -46,4 +46,8 @@ CATALOG: dict[str, ModelFacts] = {f.name: f for f in (
                "CIFAR ResNet-20 (He et al. 2016), 1x1 conv shortcuts"),
     ModelFacts("resnet32", (1, 3, 32, 32), 10, 466906, 464432,
                "CIFAR ResNet-32 (He et al. 2016), 1x1 conv shortcuts"),
+    ModelFacts("vit_tiny", (1, 3, 32, 32), 10, 5362762, 5319552,
+               "CIFAR ViT-Tiny: patch 4, width 192, depth 12, 3 heads, class token"),
+    ModelFacts("mobilenet_v3_small", (1, 3, 224, 224), 1000, 2542856, 2525832,
+               "MobileNet-v3-Small: depthwise, SE gates, hard-swish"),
 )}

@@ -6,7 +6,8 @@ tensors is reached where (reached a and nonzero b) or (reached b and nonzero a),
 both are; backward, each factor is alive where the product is and the other factor is nonzero.
 A gate (sigmoid, exp, reciprocal, hard-sigmoid) is nonzero everywhere and reached where its
 input is. A product with a constant only drops the elements where the constant is zero
-(``scale``); everywhere else a constant factor is an identity.
+(``scale``); everywhere else a constant factor is an identity. A factor that is a parameter
+(a layer scale) is trained, so its value at initialisation, zero included, drops nothing.
 """
 
 from __future__ import annotations
