@@ -73,7 +73,11 @@ def _is_norm(m: nn.Module) -> bool:
 class Refused(Exception):  # noqa: N818 - internal, becomes a TraceError at the door
     """What the recorder raises inside the model run. Not a TypeError: torch turns TypeErrors
     raised in binary operators (``x > 0``) into ``NotImplemented``; :func:`trace` re-raises it
-    as a :class:`TraceError`."""
+    as a :class:`TraceError` (with the same placeholders for argument names)."""
+
+    def __init__(self, message: str, **spellings: str) -> None:
+        super().__init__(message)
+        self.template, self.spellings = message, spellings
 
 
 class Sig:
@@ -161,9 +165,10 @@ class Recorder(TorchFunctionMode):
         mod = self.stack[-1] if self.stack else ""
         return f"op {self.op}" + (f" (module {mod!r})" if mod else "")
 
-    def error(self, what: str, fix: str = "") -> Refused:
-        """The error naming the current op and module (a TraceError once out of the run)."""
-        return Refused(f"{self.where()}: {what}" + (f"; {fix}" if fix else ""))
+    def error(self, what: str, fix: str = "", **spellings: str) -> Refused:
+        """The error naming the current op and module (a TraceError once out of the run);
+        ``spellings`` as for :class:`~sparsegraph.errors.SparseGraphError`."""
+        return Refused(f"{self.where()}: {what}" + (f"; {fix}" if fix else ""), **spellings)
 
     def node(self, kind: str, inputs: Sequence[int], shape: Sequence[int], *, layer: int = -1,
              params: dict[str, Any] | None = None) -> int:
@@ -235,8 +240,9 @@ class Recorder(TorchFunctionMode):
             raise self.error(
                 f"{name} is not understood by sparsegraph",
                 "rewrite the forward with supported ops, or, if the module containing it acts "
-                "element-wise or per channel, pass identity_modules=(ItsModuleClass,) to "
-                "sparsegraph.trace (see the README for the supported ops and how to ask for more)")
+                "element-wise or per channel, treat that module as an identity with "
+                "{identity_modules} (the README lists the supported ops and how to ask for more)",
+                identity_modules="identity_modules=(ItsModuleClass,) in sparsegraph.trace")
         out = func(*args, **kwargs)
         for v in _tracked_values(self.env, args, kwargs):
             if isinstance(v, PView):
@@ -467,7 +473,7 @@ def trace(
         with torch.no_grad(), rec:
             out = model(*args, **kwargs)
     except Refused as exc:
-        raise TraceError(str(exc)) from None
+        raise TraceError(exc.template, **exc.spellings) from None
     except TraceError:
         raise
     except Exception as exc:  # noqa: BLE001 - the model's own failure, reported as one line
@@ -564,7 +570,7 @@ def _skipped(rec: Recorder, layers: set[str]) -> tuple[tuple[str, str], ...]:
                 continue
             if pname in rec.inside_identity:
                 why = (f"inside module {rec.inside_identity[pname]!r}, which is treated as an "
-                       "identity (a normalisation or one of identity_modules)")
+                       "identity (a normalisation, or a class given as an identity module)")
             elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and pname in rec.const_uses:
                 why = ("an embedding looked up with constant indices (e.g. position ids): a "
                        "constant added to the signal")

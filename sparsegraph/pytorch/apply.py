@@ -42,7 +42,7 @@ from ..masks.files import normalize_key
 __all__ = ["APPLY_METHODS", "MaskParametrization", "apply_masks", "extract_masks"]
 
 APPLY_METHODS = ("prune", "parametrize", "inplace")
-_PRUNABLE = (nn.Linear, nn.Conv2d)
+_PRUNABLE = (nn.Linear, nn.modules.conv._ConvNd)
 
 
 class MaskParametrization(nn.Module):
@@ -229,31 +229,52 @@ def apply_masks(
         if id(tensor) in seen:
             raise MaskError(f"masks {seen[id(tensor)]!r} and {key!r} name the same parameter")
         seen[id(tensor)] = key
-        _check_method(key, module, pname, method)
-        plan.append((module, pname, tensor, _mask_tensor(key, value, tensor)))
-    for module, pname, tensor, mask in plan:
+        holders = _holders(root, tensor) or [(module, pname)]  # a tied parameter: every module
+        for mod, name in holders:
+            _check_method(key, mod, name, method)
+        plan.append((holders, tensor, _mask_tensor(key, value, tensor)))
+    for holders, tensor, mask in plan:
         if rescale:
             kept = int(mask.sum())
             if kept:
                 with torch.no_grad():
                     tensor.mul_(float(1.0 / np.sqrt(kept / mask.numel())))
-        if method == "prune":
-            prune.custom_from_mask(module, pname, mask=mask.to(tensor.dtype))
+        if method == "prune":  # each holder of a tied parameter gets weight_orig = the same one
+            for module, pname in holders:
+                prune.custom_from_mask(module, pname, mask=mask.to(tensor.dtype))
         elif method == "parametrize":
             with torch.no_grad():
                 tensor.mul_(mask.to(tensor.dtype))
-            parametrize.register_parametrization(
-                module, pname, MaskParametrization(mask.to(tensor.dtype))
-            )
+            for module, pname in holders:
+                parametrize.register_parametrization(
+                    module, pname, MaskParametrization(mask.to(tensor.dtype))
+                )
         else:
             m = mask.to(tensor.dtype)
             with torch.no_grad():
                 tensor.mul_(m)
-                if tensor is not getattr(module, pname, tensor):  # keep a pruned .weight in sync
-                    getattr(module, pname).mul_(m)
+                for module, pname in holders:
+                    if tensor is not getattr(module, pname, tensor):  # a pruned .weight: in sync
+                        getattr(module, pname).mul_(m)
             if tensor.requires_grad:
                 tensor.register_hook(lambda grad, m=m: grad * m)
     return model
+
+
+def _holders(root: nn.Module, tensor: torch.Tensor) -> list[tuple[nn.Module, str]]:
+    """Every (module, attribute) through which the model uses the parameter ``tensor``: more
+    than one for a tied parameter (an embedding shared with an LM head)."""
+    out = []
+    for module in root.modules():
+        for name in list(module._parameters) + [n[: -len("_orig")] for n in module._parameters
+                                                 if n.endswith("_orig")]:
+            if _current(module, name) is tensor and (module, name) not in out:
+                out.append((module, name))
+        if parametrize.is_parametrized(module):
+            for name in module.parametrizations:
+                if module.parametrizations[name].original is tensor and (module, name) not in out:
+                    out.append((module, name))
+    return out
 
 
 def _mask_of(module: nn.Module, pname: str) -> torch.Tensor:
@@ -272,6 +293,22 @@ def _mask_of(module: nn.Module, pname: str) -> torch.Tensor:
     return mask
 
 
+def _weights_of(module: nn.Module) -> list[str]:
+    """The weights :func:`extract_masks` reads by default: those of Linear/Conv modules, HF's
+    ``Conv1D``, multi-head attention's packed projection, and any parameter with a mask."""
+    names = []
+    if isinstance(module, _PRUNABLE) or type(module).__name__ == "Conv1D":
+        names.append("weight")
+    if isinstance(module, nn.MultiheadAttention):
+        names += [n for n in ("in_proj_weight", "q_proj_weight", "k_proj_weight",
+                              "v_proj_weight") if _current(module, n) is not None]
+    names += [n[: -len("_mask")] for n, _ in module.named_buffers(recurse=False)
+              if n.endswith("_mask")]
+    if parametrize.is_parametrized(module):
+        names += list(module.parametrizations)
+    return list(dict.fromkeys(n for n in names if _current(module, n) is not None))
+
+
 def extract_masks(
     model: nn.Module, *, names: Iterable[str] | str | None = None
 ) -> dict[str, np.ndarray]:
@@ -282,8 +319,9 @@ def extract_masks(
     model : torch.nn.Module
         Wrappers (``DataParallel``, ``torch.compile``) are looked through.
     names : str or iterable of str, optional
-        Parameter names or ``fnmatch`` globs to read. Default: the weight of every ``nn.Linear``
-        and ``nn.Conv2d`` (the prunable layers of :func:`sparsegraph.trace`).
+        Parameter names or ``fnmatch`` globs to read. Default: the weights of every Linear and
+        convolution module, HF ``Conv1D`` and ``nn.MultiheadAttention`` projection, and every
+        parameter carrying a mask; a tied parameter once, under its first name.
 
     Returns
     -------
@@ -311,11 +349,18 @@ def extract_masks(
     """
     root = _unwrap(model)
     if names is None:
-        targets = [
-            (f"{path}.weight" if path else "weight", m, "weight")
-            for path, m in root.named_modules()
-            if isinstance(m, _PRUNABLE)
-        ]
+        first = {}  # a tied parameter is named as named_parameters() first lists it
+        for pname, prm in root.named_parameters():
+            first.setdefault(id(prm), normalize_key(_strip_reparam(pname)))
+        targets, seen = [], set()
+        for path, m in root.named_modules():
+            for pname in _weights_of(m):
+                tensor = _current(m, pname)
+                if tensor is None or id(tensor) in seen:
+                    continue
+                seen.add(id(tensor))
+                own = f"{path}.{pname}" if path else pname
+                targets.append((first.get(id(tensor), own), m, pname))
     else:
         patterns = [names] if isinstance(names, str) else list(names)
         available = list(dict.fromkeys(_param_names(root)))

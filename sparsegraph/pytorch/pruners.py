@@ -244,7 +244,8 @@ def _score_grasp(model: nn.Module, net: Network, weights: list[torch.Tensor], da
     g_total = _loss_grads(model, weights, batches, GRASP_TEMPERATURE)
     hg = [torch.zeros_like(w) for w in weights]
     for i, (x, y) in enumerate(batches):
-        loss = _batch_loss(model, x, y, dev, GRASP_TEMPERATURE, f"data batch {i}")
+        with _twice_differentiable_attention():
+            loss = _batch_loss(model, x, y, dev, GRASP_TEMPERATURE, f"data batch {i}")
         grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
         z = sum((g * gt).sum() for g, gt in zip(grads, g_total, strict=True) if g is not None)
         if not isinstance(z, torch.Tensor) or not z.requires_grad:
@@ -253,6 +254,19 @@ def _score_grasp(model: nn.Module, net: Network, weights: list[torch.Tensor], da
             if h is not None:
                 acc.add_(h)
     return [(w.detach() * h).double().cpu().numpy() for w, h in zip(weights, hg, strict=True)]
+
+
+def _twice_differentiable_attention() -> Any:
+    """Attention computed by the math kernel: the fused CPU kernels of
+    ``scaled_dot_product_attention`` have no second derivative, which GraSP's Hessian-gradient
+    product needs (torch >= 2.3; older torch always has a math fallback)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - torch < 2.3
+        import contextlib
+
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def _score_magnitude(model: nn.Module, net: Network, weights: list[torch.Tensor],
