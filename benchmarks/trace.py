@@ -83,14 +83,15 @@ def main() -> None:
         model.eval()
         xs = x if isinstance(x, tuple) else (x,)
         try:
-            t_sg = _time(lambda: sg.trace(model, x, example_kwargs=kwargs or None), args.repeats)
+            t_sg = _time(lambda m=model, x=x, k=kwargs: sg.trace(m, x, example_kwargs=k or None),
+                         args.repeats)
             a = f"{t_sg * 1e3:9.0f} ms"
             ok_sg += 1
         except sg.SparseGraphError as exc:
             a = f"fails ({type(exc).__name__})"
         try:
-            t_ex = _time(lambda: torch.export.export(model, xs, kwargs or None, strict=False),
-                         1)
+            t_ex = _time(lambda m=model, xs=xs, k=kwargs: torch.export.export(
+                m, xs, k or None, strict=False), 1)
             b = f"{t_ex * 1e3:11.0f} ms"
             ok_ex += 1
         except Exception as exc:  # noqa: BLE001 - any export failure is a data point

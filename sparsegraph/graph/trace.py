@@ -31,9 +31,10 @@ recorder on every one (ResNet-18@224: 0.12 s against 1.0 s warm; 1.8 s against 1
 first call in a process, which imports ``torch._dynamo``), and its graph would still need the
 same mapping onto node kinds. The recorder sees through attribute access, Python control flow
 that does not depend on tensor values, HuggingFace's custom modules and keyword inputs with no
-rewriting, at the cost of one forward pass. Control flow that *does* depend on tensor values (``if x.sum() > 0``,
-``x.item()``, ``x.nonzero()``) is detected and refused, since the graph would only hold for
-this input. An op not in the table is a :class:`~sparsegraph.errors.TraceError` naming the
+rewriting, at the cost of one forward pass.
+
+Control flow that *does* depend on tensor values (``if x.sum() > 0``, ``x.item()``,
+``x.nonzero()``) is detected and refused, since the graph would only hold for this input. An op not in the table is a :class:`~sparsegraph.errors.TraceError` naming the
 op, the module path and what to do; never a silent guess.
 """
 
