@@ -34,8 +34,9 @@ that does not depend on tensor values, HuggingFace's custom modules and keyword 
 rewriting, at the cost of one forward pass.
 
 Control flow that *does* depend on tensor values (``if x.sum() > 0``, ``x.item()``,
-``x.nonzero()``) is detected and refused, since the graph would only hold for this input. An op not in the table is a :class:`~sparsegraph.errors.TraceError` naming the
-op, the module path and what to do; never a silent guess.
+``x.nonzero()``) is detected and refused, since the graph would only hold for this input. An
+op not in the table is a :class:`~sparsegraph.errors.TraceError` naming the op, the module path
+and what to do; never a silent guess.
 """
 
 from __future__ import annotations
