@@ -81,6 +81,25 @@ def test_extract_returns_the_applied_masks(method):
     assert set(extract_masks(model, names="8.*")) == {"8.weight", "8.bias"}
 
 
+@pytest.mark.parametrize("method", APPLY_METHODS)
+def test_masking_an_already_masked_model_keeps_the_names(method):
+    """Re-applying (the same mask on reinitialised weights, or a sparser one) masks the
+    parameter the model reads, not the ``weight_orig`` behind it: the keys stay put and the
+    masks compose."""
+    model = _cnn()
+    dense = _masks(model, 0.6, seed=1)
+    sparser = {n: m & _masks(model, 0.5, seed=2)[n] for n, m in dense.items()}
+    apply_masks(model, dense, method=method)
+    apply_masks(model, sparser, method=method)
+    out = extract_masks(model)
+    assert list(out) == list(dense)
+    for name in dense:
+        assert np.array_equal(out[name], sparser[name]), name
+    model(X)
+    for name, m in sparser.items():
+        assert torch.all(_weight(model, name)[torch.from_numpy(~m)] == 0), name
+
+
 def test_prune_convention_and_finalise():
     model = _cnn()
     masks = _masks(model)

@@ -266,8 +266,9 @@ def _holders(root: nn.Module, tensor: torch.Tensor) -> list[tuple[nn.Module, str
     than one for a tied parameter (an embedding shared with an LM head)."""
     out = []
     for module in root.modules():
-        for name in list(module._parameters) + [n[: -len("_orig")] for n in module._parameters
-                                                 if n.endswith("_orig")]:
+        if isinstance(module, parametrize.ParametrizationList):
+            continue  # its ``original`` is read through the parametrized module
+        for name in [_unpruned(module, n) for n in module._parameters]:
             if _current(module, name) is tensor and (module, name) not in out:
                 out.append((module, name))
         if parametrize.is_parametrized(module):
@@ -275,6 +276,15 @@ def _holders(root: nn.Module, tensor: torch.Tensor) -> list[tuple[nn.Module, str
                 if module.parametrizations[name].original is tensor and (module, name) not in out:
                     out.append((module, name))
     return out
+
+
+def _unpruned(module: nn.Module, pname: str) -> str:
+    """``weight`` for the ``weight_orig`` of a ``torch.nn.utils.prune``-pruned weight, else
+    ``pname``: the name the model reads the parameter by."""
+    base = pname[: -len("_orig")]
+    if pname.endswith("_orig") and isinstance(getattr(module, f"{base}_mask", None), torch.Tensor):
+        return base
+    return pname
 
 
 def _mask_of(module: nn.Module, pname: str) -> torch.Tensor:
