@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from .._args import check_masks
 from .bipartite import channel_graph, unrolled_graph
+from .kinds import KINDS
 from .network import Network
 from .walker import UnitsWalk
 
@@ -101,7 +102,7 @@ def _layer_graph(net: Network, masks: Mapping[str, Any] | None, layer: str,
 
 
 def _node_label(net: Network, node: Any) -> str:
-    if node.layer >= 0:
+    if KINDS[node.kind].has_weight:
         return net.layers[node.layer].name
     return node.name or f"{node.kind}{node.id}"
 

@@ -51,6 +51,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import TraceError
+from .kinds import KINDS
 from .network import Layer, Network, Node
 
 __all__ = ["trace"]
@@ -540,7 +541,7 @@ def _assemble(rec: Recorder, outputs: list[int]
         new_id[nd.id] = len(nodes)
         if nd.id in as_input:
             nd = Node(len(nodes), "input", (), nd.shape, nd.name, -1, nd.module, {})
-        elif nd.kind == "layer":
+        elif KINDS[nd.kind].has_weight:  # a use of a layer: index its Layer
             params = {k: v for k, v in nd.params.items() if k != "param"}
             nd = Node(len(nodes), nd.kind, tuple(new_id[i] for i in nd.inputs), nd.shape,
                       nd.name, index[nd.params["param"]], nd.module, params)
