@@ -17,7 +17,7 @@ from scipy.stats import chisquare
 
 from sparsegraph.errors import QuotaError
 from sparsegraph.graph.network import Layer, Network, Node
-from sparsegraph.masks import sampling
+from sparsegraph.masks import effective_target
 from sparsegraph.masks.quotas import quota_counts, quotas
 from sparsegraph.masks.sampling import (
     SparseMasks,
@@ -314,7 +314,7 @@ def recorded(monkeypatch):
             return eff
         return effective_masks
 
-    monkeypatch.setattr(sampling, "_effective_fn", fake)
+    monkeypatch.setattr(effective_target, "_effective_fn", fake)
     return calls
 
 
