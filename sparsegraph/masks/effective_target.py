@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from .._args import check_choice, check_density
 from ..errors import QuotaError
 from ..graph.network import Network
 from ..registry import GRANULARITIES
 from .quotas import quota_counts
 from .quotas import quotas as make_quotas
-from .sampling import _check_choice, _expand, _unit_counts, _unit_size, layer_seeds
+from .sampling import _expand, _unit_counts, _unit_size, layer_seeds
 
 __all__ = ["EffectiveSearch", "random_masks_effective"]
 
@@ -113,8 +114,10 @@ def random_masks_effective(
     Raises
     ------
     QuotaError
-        For bad arguments, or when even the sparsest feasible mask of the scheme exceeds the
-        target effective density.
+        For a bad density, scheme or quota option, or when even the sparsest feasible mask of
+        the scheme exceeds the target effective density.
+    ArgumentError
+        For an unknown granularity or a bad seed.
 
     Notes
     -----
@@ -133,12 +136,10 @@ def random_masks_effective(
     >>> info.effective_density <= 0.01 <= info.direct_density
     True
     """
-    from .._args import check_density as _check_density
-
-    target = _check_density(density, "density (target effective density)")
+    target = check_density(density, "density (target effective density)")
     if not isinstance(scheme, str):
         raise QuotaError("random_masks_effective needs a scheme name")
-    _check_choice(granularity, GRANULARITIES, "granularity")
+    check_choice(granularity, GRANULARITIES, "granularity")
     effective_masks = _effective_fn()
     seeds = layer_seeds(seed, len(net.layers))
     sizes = [_unit_size(layer, granularity) for layer in net.layers]

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import as_bool_mask, check_density, check_masks, select_layers
+from .._args import as_bool_mask, check_density, check_masks, check_network, select_layers
 from ..errors import MaskError, QuotaError
 from ..graph.network import Layer, Network
 from ..registry import SchemeView
@@ -373,6 +373,8 @@ def quotas(
         infeasible scheme/density pair (``uniform+`` below its minimum density, dense layers
         above the budget), unknown dense layer names, an option the scheme does not take, or
         user densities outside [0, 1].
+    ArgumentError
+        If ``net`` is not a Network (:func:`sparsegraph._args.check_network`).
 
     Notes
     -----
@@ -397,8 +399,7 @@ def quotas(
     ...
     sparsegraph.errors.QuotaError: uniform+ is infeasible at this density: ...
     """
-    if not isinstance(net, Network):
-        raise QuotaError(f"net: expected a sparsegraph Network, got {type(net).__name__}")
+    net = check_network(net)
     target = None if density is None else check_density(density)
     if not isinstance(erk_power_scale, Real) or not math.isfinite(float(erk_power_scale)):
         raise QuotaError(f"erk_power_scale: expected a finite number, got {erk_power_scale!r}")

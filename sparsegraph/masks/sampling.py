@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .._args import check_choice, check_network, check_seed
 from ..errors import QuotaError
 from ..graph.network import Layer, Network
 from ..registry import GRANULARITIES, STRUCTURES
@@ -217,9 +218,7 @@ def _root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
         # a fresh copy: spawning from the caller's object would advance it between calls
         return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
                                       pool_size=seed.pool_size)
-    if isinstance(seed, Integral) and not isinstance(seed, bool) and int(seed) >= 0:
-        return np.random.SeedSequence(int(seed))
-    raise QuotaError(f"seed: expected a non-negative integer or SeedSequence, got {seed!r}")
+    return np.random.SeedSequence(check_seed(seed))
 
 
 def layer_seeds(seed: int | np.random.SeedSequence, n_layers: int) -> list[np.random.SeedSequence]:
@@ -357,12 +356,6 @@ def _random_layers(net: Network, counts: Mapping[str, int], seed: Any, granulari
             for i, layer in enumerate(net.layers)}
 
 
-def _check_choice(value: Any, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise QuotaError(f"{what}: expected one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
 def _resolve_counts(net: Network, quotas: Any, density: float | None,
                     quota_opts: Mapping[str, Any]) -> dict[str, int]:
     if isinstance(quotas, str):
@@ -434,8 +427,12 @@ def random_masks(
     Raises
     ------
     QuotaError
-        For a bad density, scheme or option (see :func:`sparsegraph.quotas`), an unknown
-        granularity/structure, a mapping given with ``density``, a bad seed.
+        For a bad density, scheme or option (see :func:`sparsegraph.quotas`), a mapping given
+        with ``density``.
+    ArgumentError
+        If ``net`` is not a Network (:func:`sparsegraph._args.check_network`), for an unknown
+        granularity or structure, or a seed that is not a non-negative integer or a
+        ``SeedSequence``.
 
     Notes
     -----
@@ -458,10 +455,9 @@ def random_masks(
     >>> all((sm.to_dense()[k] == masks[k]).all() for k in masks)
     True
     """
-    if not isinstance(net, Network):
-        raise QuotaError(f"net: expected a sparsegraph Network, got {type(net).__name__}")
-    _check_choice(granularity, GRANULARITIES, "granularity")
-    _check_choice(structure, STRUCTURES, "structure")
+    net = check_network(net)
+    check_choice(granularity, GRANULARITIES, "granularity")
+    check_choice(structure, STRUCTURES, "structure")
     if structure == "regular" and granularity != "weight":
         raise QuotaError("structure='regular' draws single weights; use granularity='weight'")
     if effective:

@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._args import check_masks
+from .._args import check_masks, to_finite
 from ..errors import MaskError
 from ..graph.bipartite import _layer_mask2d, channel_graph, unrolled_graph
 from ..graph.network import Layer, Network
@@ -202,7 +202,8 @@ def layer_spectrum(
     Raises
     ------
     MaskError
-        If the mask or the weight does not have the layer's shape, or the mask is not 0/1.
+        If the mask or the weight does not have the layer's shape, the mask is not 0/1, or the
+        weight is not finite.
 
     Examples
     --------
@@ -235,7 +236,7 @@ def layer_spectrum(
     )
     wmat = None
     if weight is not None:
-        wmat = np.abs(np.asarray(_as_array(weight), dtype=np.float64))
+        wmat = np.abs(to_finite(weight, f"weights {layer.name!r}"))
         if wmat.shape != layer.shape:
             raise MaskError(
                 f"weights {layer.name!r}: expected shape {list(layer.shape)}, "
@@ -280,12 +281,6 @@ def layer_spectrum(
     return LayerSpectrum(**base, scored=True, reason=None, **rec)
 
 
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value)
-
-
 # --------------------------------------------------------------------------------------------
 # the network report
 
@@ -321,7 +316,9 @@ def spectral(
     Raises
     ------
     MaskError
-        If a mask or weight does not fit its layer.
+        If a mask or weight does not fit its layer, a mask is not 0/1 or a weight not finite.
+    ArgumentError
+        If ``net`` is not a Network.
 
     Notes
     -----
@@ -368,7 +365,7 @@ def spectral(
         for layer in net.layers:
             w = None
             if weights is not None and layer.name in weights:
-                w = _as_array(weights[layer.name])
+                w = weights[layer.name]
             records.append(layer_spectrum(layer, checked[layer.name], weight=w, imdb=imdb))
             if bar is not None:
                 bar.update(task, advance=1, description=layer.name)
