@@ -31,20 +31,16 @@ The ImageNet ResNets match torchvision's parameter counts exactly (11,689,512 an
 from __future__ import annotations
 
 import difflib
-import importlib
-import importlib.util
 import inspect
 import math
-import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._imports import import_object, looks_like_file
 from ..errors import ModelSpecError
 from .models_cnn import VGG, VGG_CONFIGS, BasicBlock, Bottleneck, LeNet5, LeNet300, ResNet
 from .models_modern import mobilenet_v3_small, vit_tiny
@@ -229,54 +225,6 @@ def prunable_params(model: nn.Module) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_file_module(path_text: str) -> Any:
-    path = Path(path_text).expanduser()
-    if not path.is_file():  # a FIFO or device would block the import: refused, not opened
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise ModelSpecError(f"model file {path_text!r} {what}")
-    mod_name = f"_sparsegraph_user_model_{abs(hash(str(path.resolve())))}"
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    if spec is None or spec.loader is None:
-        raise ModelSpecError(f"model file {path_text!r} cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[mod_name] = module
-    # let the file import its neighbours
-    sys.path.insert(0, str(path.resolve().parent))
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any import failure is a bad MODEL
-        sys.modules.pop(mod_name, None)
-        raise ModelSpecError(
-            f"importing model file {path_text!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-    finally:
-        try:
-            sys.path.remove(str(path.resolve().parent))
-        except ValueError:  # pragma: no cover - the module removed it itself
-            pass
-    return module
-
-
-def _import_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            raise ModelSpecError(
-                f"cannot import module {name!r}: no module named {exc.name!r} (is it installed "
-                "or on PYTHONPATH? for a file, give path/to/file.py:factory)"
-            ) from exc
-        raise ModelSpecError(f"importing module {name!r} failed: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - any import-time failure is a bad MODEL
-        raise ModelSpecError(
-            f"importing module {name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _looks_like_file(text: str) -> bool:
-    return text.endswith(".py") or os.sep in text or "/" in text or Path(text).is_file()
-
-
 def _shape_of(value: Any, where: str) -> tuple[int, ...] | torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
@@ -402,7 +350,7 @@ def resolve_model(
     >>> resolve_model("no/such/file.py:make")
     Traceback (most recent call last):
     ...
-    sparsegraph.errors.ModelSpecError: model file 'no/such/file.py' does not exist
+    sparsegraph.errors.ModelSpecError: MODEL: file 'no/such/file.py' does not exist
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ModelSpecError(f"MODEL: expected a built-in name or module:factory, got {spec!r}")
@@ -416,22 +364,12 @@ def resolve_model(
             return model, example
     else:
         if ":" not in spec or spec.endswith(":"):
-            if ":" not in spec and _looks_like_file(spec):
+            if ":" not in spec and looks_like_file(spec):
                 raise ModelSpecError(
                     f"MODEL {spec!r}: name the factory too, as {spec}:factory"
                 )
             raise _unknown_model(spec)
-        where, attr_path = spec.rsplit(":", 1)
-        module = _load_file_module(where) if _looks_like_file(where) else _import_module(where)
-        obj: Any = module
-        for part in attr_path.split("."):
-            if not hasattr(obj, part):
-                names = [n for n in dir(obj) if not n.startswith("_")]
-                close = difflib.get_close_matches(part, names, n=3, cutoff=0.5)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                raise ModelSpecError(f"{where!r} has no attribute {attr_path!r}{hint}")
-            obj = getattr(obj, part)
-        factory = obj
+        factory = import_object(spec, "MODEL", error=ModelSpecError)
         returned_example: torch.Tensor | None = None
         if isinstance(factory, nn.Module):
             model = factory
