@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import to_numpy
+from .._args import to_finite
 from ..errors import ArgumentError, MaskError
 
 __all__ = ["CCAResult", "CKAResult", "DEAD_VARIANCE", "KERNELS", "activations"]
@@ -135,11 +135,9 @@ def activations(value: Any, what: str) -> np.ndarray:
         fewer than 2 samples, NaN or infinity.
     """
     try:
-        arr = to_numpy(value, what)
+        arr = to_finite(value, what)  # the door: real numbers, finite, float64
     except MaskError as exc:
         raise ArgumentError(str(exc)) from None
-    if arr.dtype.kind not in "biuf":
-        raise ArgumentError(f"{what}: expected real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2:
         hint = (" (one feature? use x.reshape(-1, 1))" if arr.ndim == 1 else
                 " (flatten the non-sample axes: x.reshape(len(x), -1))" if arr.ndim > 2 else "")
@@ -150,11 +148,6 @@ def activations(value: Any, what: str) -> np.ndarray:
         raise ArgumentError(f"{what}: has no features (shape {list(arr.shape)})")
     if arr.shape[0] < 2:
         raise ArgumentError(f"{what}: needs at least 2 samples, got {arr.shape[0]}")
-    arr = np.asarray(arr, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        kind = "NaN" if np.isnan(arr).any() else "infinity"
-        raise ArgumentError(f"{what}: contains {kind} ({int(bad.sum())} non-finite values)")
     return arr
 
 

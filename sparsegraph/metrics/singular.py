@@ -42,30 +42,17 @@ def _refine(x: np.ndarray, vecs: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("ij,ij->j", prod, prod))
 
 
-def _top2_dense(x: np.ndarray) -> tuple[float, float]:
-    """Two largest singular values of a dense float64 matrix via its smaller Gram matrix."""
+def _top2_gram(x: np.ndarray | sp.csr_array) -> tuple[float, float]:
+    """Two largest singular values of a float64 matrix (dense, or sparse CSR) from the dense
+    Gram matrix of its smaller side (for a sparse matrix formed by a sparse product)."""
     if x.shape[0] > x.shape[1]:
-        x = x.T
+        x = x.T.tocsr() if sp.issparse(x) else x.T
     p = x.shape[0]
     if p == 0:
         return 0.0, 0.0
     gram = x @ x.T
-    if p == 1:
-        return math.sqrt(gram[0, 0]), 0.0
-    _, vecs = scipy.linalg.eigh(gram, subset_by_index=[p - 2, p - 1], check_finite=False)
-    s = np.sort(_refine(x, vecs))[::-1]
-    return float(s[0]), float(s[1])
-
-
-def _top2_gram_sparse(x: sp.csr_array) -> tuple[float, float]:
-    """Two largest singular values from the dense Gram matrix of the smaller side of a sparse
-    matrix (the Gram is formed by a sparse product)."""
-    if x.shape[0] > x.shape[1]:
-        x = x.T.tocsr()
-    p = x.shape[0]
-    if p == 0:
-        return 0.0, 0.0
-    gram = (x @ x.T).toarray()
+    if sp.issparse(gram):
+        gram = gram.toarray()
     if p == 1:
         return math.sqrt(gram[0, 0]), 0.0
     _, vecs = scipy.linalg.eigh(gram, subset_by_index=[p - 2, p - 1], check_finite=False)
@@ -141,7 +128,7 @@ def top_singular_values(biadjacency: Any) -> tuple[float, float]:
     nz = arr != 0
     arr = arr[np.ix_(nz.any(axis=1), nz.any(axis=0))]
     if min(arr.shape) <= DENSE_SIDE_MAX:
-        return _top2_dense(np.ascontiguousarray(arr))
+        return _top2_gram(np.ascontiguousarray(arr))
     return _top2_sparse_any(sp.csr_array(arr))
 
 
@@ -153,8 +140,8 @@ def _top2_sparse_any(x: sp.csr_array, *, lanczos: bool = False) -> tuple[float, 
         return 0.0, 0.0
     if n_small <= DENSE_SIDE_MAX and not lanczos:
         if _use_dense(n_small, n_big, x.nnz):
-            return _top2_dense(x.toarray())
-        return _top2_gram_sparse(x)
+            return _top2_gram(x.toarray())
+        return _top2_gram(x)
     # large: per connected component (Lanczos finds one copy of a repeated eigenvalue only;
     # the top singular value of a connected bipartite graph is simple)
     nl, nr = x.shape
@@ -173,9 +160,9 @@ def _top2_sparse_any(x: sp.csr_array, *, lanczos: bool = False) -> tuple[float, 
         a, b = sorted(sub.shape)
         if a <= (64 if lanczos else DENSE_SIDE_MAX):
             if _use_dense(a, b, sub.nnz):
-                vals.extend(_top2_dense(sub.toarray()))
+                vals.extend(_top2_gram(sub.toarray()))
             else:
-                vals.extend(_top2_gram_sparse(sub))
+                vals.extend(_top2_gram(sub))
         else:
             vals.extend(_top2_eigsh(sub))
     vals.sort(reverse=True)
@@ -258,8 +245,8 @@ def _top2_groups(
         elif status == 3:  # a star: rank one
             vals.append((math.sqrt(float(sub.nnz)), 0.0))
         else:
-            vals.append(_top2_dense(sub.toarray()) if sub.shape[0] * sub.shape[1]
-                        <= _DENSE_ELEMS_MAX else _top2_gram_sparse(sub))
+            vals.append(_top2_gram(sub.toarray()) if sub.shape[0] * sub.shape[1]
+                        <= _DENSE_ELEMS_MAX else _top2_gram(sub))
     return vals
 
 

@@ -117,6 +117,14 @@ def _conv1x1(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
 
 
+def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module | None:
+    """A residual block's shortcut: a 1x1 convolution + BatchNorm when the shape changes
+    (torchvision's ``downsample``), else None (the identity)."""
+    if stride != 1 or c_in != c_out:
+        return nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+    return None
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with BatchNorm; a 1x1 convolution + BatchNorm shortcut when the
     shape changes."""
@@ -131,9 +139,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU()
         self.conv2 = _conv3x3(width, c_out)
         self.bn2 = nn.BatchNorm2d(c_out)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+        self.downsample = _shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -158,9 +164,7 @@ class Bottleneck(nn.Module):
         self.conv3 = _conv1x1(width, c_out)
         self.bn3 = nn.BatchNorm2d(c_out)
         self.relu = nn.ReLU()
-        self.downsample: nn.Module | None = None
-        if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(_conv1x1(c_in, c_out, stride), nn.BatchNorm2d(c_out))
+        self.downsample = _shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
