@@ -219,6 +219,8 @@ NETWORK_TAKERS = {
     "spectral": lambda v, t: sg.spectral(v, {}),
     "path_metrics": lambda v, t: sg.path_metrics(v, {}),
     "to_scipy": lambda v, t: sg.to_scipy(v),
+    "to_scipy(layer=)": lambda v, t: sg.to_scipy(v, None, FIRST),
+    "node_table": lambda v, t: node_table(v),
     "to_networkx": lambda v, t: sg.to_networkx(v),
     "to_igraph": lambda v, t: sg.to_igraph(v),
     "check_masks": lambda v, t: sg.check_masks(v, {}),
