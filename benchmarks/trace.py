@@ -13,16 +13,17 @@ a fresh process: ``torch.export`` imports ``torch._dynamo`` then).
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from effective import _median  # noqa: E402
 
 import sparsegraph as sg  # noqa: E402
 
@@ -43,13 +44,9 @@ def _cases():
 
 
 def _time(fn, repeats: int) -> float:
+    """Median of ``repeats`` timed calls after one warm-up call (compilation, caches)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return _median(fn, repeats)
 
 
 def _cold(which: str) -> float:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ArgumentError, MaskError, QuotaError
+from .errors import ArgumentError, MaskError, NetworkError, QuotaError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .graph.network import Network
@@ -29,11 +29,13 @@ __all__ = [
     "check_count",
     "check_density",
     "check_masks",
+    "check_module",
     "check_network",
     "check_seed",
     "dense_layers",
     "select_layers",
     "suggest",
+    "to_finite",
     "to_numpy",
 ]
 
@@ -135,17 +137,30 @@ def as_bool_mask(value: Any, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr != 0)
 
 
-def check_network(net: Any, what: str = "net") -> Network:
+def check_network(net: Any, what: str = "net", *, weights: bool = False) -> Network:
     """``net`` when it is a :class:`~sparsegraph.Network`.
 
     A model name or an ``nn.Module`` is not resolved here: the network depends on the example
     input (spatial sizes decide which convolution taps are effective), so the caller says it
     explicitly with :func:`sparsegraph.trace`.
 
+    Parameters
+    ----------
+    net : Network
+        The value to check.
+    what : str, default "net"
+        The argument's name in error messages.
+    weights : bool, default False
+        Also refuse a Network without a single prunable weight (no layer, or only zero-size
+        ones), for the functions whose numbers are fractions of the prunable weights
+        (densities, compressions).
+
     Raises
     ------
     ArgumentError
-        For anything else, saying how to build one.
+        For anything that is not a Network, saying how to build one.
+    NetworkError
+        With ``weights=True``, for a Network without prunable weights.
 
     Examples
     --------
@@ -157,6 +172,13 @@ def check_network(net: Any, what: str = "net") -> Network:
     from .graph.network import Network
 
     if isinstance(net, Network):
+        if weights and net.params == 0:
+            held = (f"only zero-size layers ({', '.join(net.names)})" if net.layers
+                    else "no prunable layer")
+            raise NetworkError(
+                f"{what}: network {net.name!r} has no prunable weights ({held}); densities and "
+                "compressions are fractions of them"
+            )
         return net
     if isinstance(net, str):
         how = (f"for a model name build and trace it: net = sg.trace(*sg.build_model({net!r})) "
@@ -169,6 +191,63 @@ def check_network(net: Any, what: str = "net") -> Network:
         f"{what}: expected a Network from sparsegraph.trace(...), got "
         f"{type(net).__name__} {str(net)[:40]!r}; {how}"
     )
+
+
+def check_module(model: Any, what: str = "model", *, expected: str = "a torch.nn.Module") -> Any:
+    """``model`` when it is a ``torch.nn.Module``.
+
+    ``expected`` names what the argument may be, for functions that also take something else
+    (a model name, a Network) and have dispatched those already.
+
+    Raises
+    ------
+    ArgumentError
+        For anything else; a traced Network is told that it holds no weights.
+
+    Examples
+    --------
+    >>> check_module(None)
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.ArgumentError: model: expected a torch.nn.Module, got NoneType
+    """
+    from torch import nn
+
+    if isinstance(model, nn.Module):
+        return model
+    from .graph.network import Network
+
+    hint = ("; a traced Network holds no weights: pass the nn.Module itself"
+            if isinstance(model, Network) else "")
+    raise ArgumentError(f"{what}: expected {expected}, got {type(model).__name__}{hint}")
+
+
+def to_finite(value: Any, what: str) -> np.ndarray:
+    """A real-valued array (weights, scores) as float64 numpy, every value finite.
+
+    Raises
+    ------
+    MaskError
+        For a value that is not a real numeric array, NaN or infinity (``what`` names it).
+
+    Examples
+    --------
+    >>> to_finite([1, 2.5], "weights 'fc.weight'").dtype
+    dtype('float64')
+    >>> to_finite([1.0, float("nan")], "weights 'fc.weight'")
+    Traceback (most recent call last):
+    ...
+    sparsegraph.errors.MaskError: weights 'fc.weight': contains NaN (1 non-finite values)
+    """
+    arr = to_numpy(value, what)
+    if arr.dtype.kind not in "biuf":
+        raise MaskError(f"{what}: expected real numbers, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        kind = "NaN" if np.isnan(arr).any() else "infinity"
+        raise MaskError(f"{what}: contains {kind} ({int(bad.sum())} non-finite values)")
+    return arr
 
 
 def check_masks(

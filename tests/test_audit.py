@@ -99,3 +99,40 @@ def test_dead_units_against_brute_force(groups, per_group_in, per_group_out, k, 
         alive_out.add(o)
         alive_in.add(o // per_group_out * per_group_in + i)
     assert dead_units(layer, eff) == (cin - len(alive_in), cout - len(alive_out))
+
+
+@settings(max_examples=60)
+@given(
+    layout=st.sampled_from(["conv_transpose", "conv1d_hf", "embedding"]),
+    groups=st.sampled_from([1, 2]),
+    per_group_in=st.integers(1, 3),
+    per_group_out=st.integers(1, 3),
+    k=st.integers(1, 2),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dead_units_of_input_major_weights(layout, groups, per_group_in, per_group_out, k,
+                                           seed):
+    """Weights stored input-major (a transposed convolution's ``(in, out // g, *k)``, HF's
+    ``Conv1D`` ``(in, out)``, an embedding's ``(vocabulary, dim)``): unit ``i`` of the input
+    side is read from the weight's *first* axis."""
+    if layout != "conv_transpose":
+        groups, k = 1, 1
+    cin, cout = groups * per_group_in, groups * per_group_out
+    if layout == "conv_transpose":
+        layer = Layer("w", "m", "conv", (cin, per_group_out, k, k), cin, cout, groups,
+                      transposed=True)
+    elif layout == "conv1d_hf":
+        layer = Layer("w", "m", "linear", (cin, cout), cin, cout, transposed=True)
+    else:
+        layer = Layer("w", "m", "embedding", (cin, cout), cin, cout)
+    eff = np.random.default_rng(seed).random(layer.shape) < 0.3
+    alive_in, alive_out = set(), set()
+    for i, j, *_ in zip(*np.nonzero(eff), strict=True):
+        alive_in.add(i)
+        alive_out.add(i // per_group_in * per_group_out + j)  # j: output within i's group
+    assert dead_units(layer, eff) == (cin - len(alive_in), cout - len(alive_out))
+
+
+def test_dead_units_of_a_zero_size_layer():
+    layer = Layer("w", "m", "linear", (0, 3), 3, 0)
+    assert dead_units(layer, np.zeros((0, 3), bool)) == (3, 0)

@@ -21,7 +21,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nets import gen_networks
-from reference import autograd_effective, bruteforce_effective
+from reference import assert_same_masks, autograd_effective, bruteforce_effective
 from torch import nn
 
 import sparsegraph as sg
@@ -36,14 +36,8 @@ def _random_masks(net: Network, density: float, seed: int) -> dict[str, np.ndarr
 
 
 def _assert_same(got: dict, want: dict) -> None:
-    assert list(got) == list(want)
-    for name in want:
-        assert got[name].dtype == np.bool_ and got[name].shape == want[name].shape, name
-        diff = np.argwhere(got[name] != want[name])
-        assert diff.size == 0, (
-            f"{name}: {len(diff)} weights differ, first at {diff[0].tolist()}: "
-            f"engine {got[name][tuple(diff[0])]}, oracle {want[name][tuple(diff[0])]}"
-        )
+    assert list(got) == list(want)  # in network order
+    assert_same_masks(got, want, labels=("engine", "oracle"))
 
 
 # ----------------------------------------------------------------------------- built-in models

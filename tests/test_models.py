@@ -284,7 +284,7 @@ def test_resolve_other_errors(tmp_path):
         resolve_model(f"{tmp_path}/nope.py:make")
     bad = tmp_path / "bad.py"
     bad.write_text("import definitely_not_a_module_xyz\n")
-    with pytest.raises(ModelSpecError, match="importing model file .* failed: ModuleNotFoundError"):
+    with pytest.raises(ModelSpecError, match="importing .*bad.py. failed: ModuleNotFoundError"):
         resolve_model(f"{bad}:make")
     syntax = tmp_path / "syntax.py"
     syntax.write_text("def f(:\n")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.optimize import brentq
 from torch import nn
 
-from sparsegraph.errors import QuotaError
+from sparsegraph.errors import ArgumentError, QuotaError
 from sparsegraph.graph.network import Layer, Network
 from sparsegraph.masks.quotas import (
     QUOTA_SCHEMES,
@@ -361,7 +361,7 @@ def test_bad_scheme_and_options():
         quotas(net, "igq", 0.1, erk_power_scale=2.0)
     with pytest.raises(QuotaError, match="expected a scheme name"):
         quotas(net, 3, 0.1)
-    with pytest.raises(QuotaError, match="Network"):
+    with pytest.raises(ArgumentError, match="expected a Network"):  # the door's check_network
         quotas({"a": 1}, "erk", 0.1)
     assert issubclass(QuotaError, ValueError)
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from sparsegraph.errors import QuotaError
+from sparsegraph.errors import ArgumentError, QuotaError
 from sparsegraph.graph.network import Layer, Network, Node
-from sparsegraph.masks import sampling
+from sparsegraph.masks import effective_target
 from sparsegraph.masks.quotas import quota_counts, quotas
 from sparsegraph.masks.sampling import (
     SparseMasks,
@@ -261,9 +261,11 @@ def test_regular_structure():
 def test_errors():
     net = convnet()
     q = quotas(net, "erk", 0.1)
-    with pytest.raises(QuotaError, match="granularity: expected one of weight, kernel, channel"):
+    # choices and seeds are checked at the argument door (ArgumentError, sparsegraph._args)
+    with pytest.raises(ArgumentError,
+                       match="granularity: expected one of 'weight', 'kernel', 'channel'"):
         random_masks(net, q, granularity="filter")
-    with pytest.raises(QuotaError, match="structure"):
+    with pytest.raises(ArgumentError, match="structure"):
         random_masks(net, q, structure="ramanujan")
     with pytest.raises(QuotaError, match="already fixes the layer densities"):
         random_masks(net, q, density=0.1)
@@ -271,9 +273,9 @@ def test_errors():
         random_masks(net, "erk")
     with pytest.raises(QuotaError, match="needs a scheme name"):
         random_masks(net, q, density=0.1, effective=True)
-    with pytest.raises(QuotaError, match="seed"):
+    with pytest.raises(ArgumentError, match="seed"):
         random_masks(net, q, seed=-1)
-    with pytest.raises(QuotaError, match="seed"):
+    with pytest.raises(ArgumentError, match="seed"):
         random_masks(net, q, seed=1.5)
     with pytest.raises(QuotaError, match="unknown quota scheme"):
         random_masks(net, "nope", density=0.1)
@@ -314,7 +316,7 @@ def recorded(monkeypatch):
             return eff
         return effective_masks
 
-    monkeypatch.setattr(sampling, "_effective_fn", fake)
+    monkeypatch.setattr(effective_target, "_effective_fn", fake)
     return calls
 
 

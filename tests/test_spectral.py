@@ -25,6 +25,7 @@ from sparsegraph.metrics.spectral import (
 
 # the module (``sparsegraph.metrics.spectral`` the attribute is the public function of that name)
 spectral_mod = importlib.import_module("sparsegraph.metrics.spectral")
+singular_mod = importlib.import_module("sparsegraph.metrics.singular")  # the solvers
 
 # ------------------------------------------------------------------------------------------
 # helpers and independent oracles
@@ -264,7 +265,7 @@ def test_top_singular_values_match_numpy(nl, nr, p, seed):
 
 def test_large_path_eigsh_matches_numpy(monkeypatch):
     """Force the sparse Lanczos path (per component) on graphs small enough to check."""
-    monkeypatch.setattr(spectral_mod, "DENSE_SIDE_MAX", 8)
+    monkeypatch.setattr(singular_mod, "DENSE_SIDE_MAX", 8)
     rng = np.random.default_rng(5)
     for _ in range(5):
         b = rng.random((60, 90)) < 0.08
@@ -461,8 +462,8 @@ def test_regular_masks_are_ramanujan_where_uniform_masks_are_not():
 def solver_top2(b: np.ndarray) -> tuple[float, float]:
     """(sigma1, sigma2) of a 0/1 biadjacency (rows = left) through the layer solver."""
     b = np.ascontiguousarray(np.asarray(b, dtype=bool))
-    lp, li, _, deg_l = spectral_mod._left_csr(b.T.copy())
-    ((s1, s2),) = spectral_mod._top2_groups(lp, li, b.shape[1], [np.flatnonzero(deg_l)])
+    lp, li, _, deg_l = singular_mod._left_csr(b.T.copy())
+    ((s1, s2),) = singular_mod._top2_groups(lp, li, b.shape[1], [np.flatnonzero(deg_l)])
     return s1, s2
 
 
@@ -512,9 +513,9 @@ def test_lanczos_solver_matches_dense_numpy(b):
 def test_imdb_groups_match_dense_numpy(out, inp, p, seed):
     """Every left-degree subgraph solved by the batched kernel equals numpy's SVD."""
     m2 = np.random.default_rng(seed).random((out, inp)) < p
-    lp, li, _, deg_l = spectral_mod._left_csr(m2)
+    lp, li, _, deg_l = singular_mod._left_csr(m2)
     groups = [np.flatnonzero(deg_l == d) for d in np.unique(deg_l[deg_l > 0])]
-    for rows, got in zip(groups, spectral_mod._top2_groups(lp, li, out, groups), strict=True):
+    for rows, got in zip(groups, singular_mod._top2_groups(lp, li, out, groups), strict=True):
         sub = m2.T[rows]
         assert_top2(got, sub[:, sub.any(axis=0)])
 
@@ -526,18 +527,18 @@ def test_lanczos_solver_on_a_layer_sized_graph():
     for shape, dens in (((1152, 128), 0.05), ((600, 300), 0.02)):
         b = rng.random(shape) < dens
         b = b[b.any(axis=1)][:, b.any(axis=0)]
-        lp, li, _, deg_l = spectral_mod._left_csr(np.ascontiguousarray(b.T))
+        lp, li, _, deg_l = singular_mod._left_csr(np.ascontiguousarray(b.T))
         members = np.flatnonzero(deg_l).astype(np.int64)
         out = np.zeros((1, 8))
-        spectral_mod.top2_groups(lp, li, b.shape[1], members, np.array([0, members.size]),
-                                 spectral_mod._start_vector(members.size), 1e-10, 400, 16, out)
+        singular_mod.top2_groups(lp, li, b.shape[1], members, np.array([0, members.size]),
+                                 singular_mod._start_vector(members.size), 1e-10, 400, 16, out)
         assert out[0, 5] == 0 and out[0, 4] < min(b.shape)  # converged early
         assert max(out[0, 2], out[0, 3]) <= 1e-9
         assert_top2((out[0, 0], out[0, 1]), b)
 
 
 def test_lanczos_fallback_when_not_converged(monkeypatch):
-    monkeypatch.setattr(spectral_mod, "_LANCZOS_MAX_ITER", 3)
+    monkeypatch.setattr(singular_mod, "_LANCZOS_MAX_ITER", 3)
     rng = np.random.default_rng(4)
     b = rng.random((70, 50)) < 0.2
     assert_top2(solver_top2(b), b)

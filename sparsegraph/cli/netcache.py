@@ -35,7 +35,7 @@ __all__ = ["cache_dir", "decode", "encode", "load", "store"]
 
 _FORMAT = "sparsegraph-network-cache/1"
 #: what a built-in Network is computed from
-_SOURCES = ("graph", "pytorch/models.py", "pytorch/models_modern.py")
+_SOURCES = ("graph", "pytorch/models.py", "pytorch/models_cnn.py", "pytorch/models_modern.py")
 
 
 class _Unknown(TypeError):

@@ -10,12 +10,14 @@ one layer (``layer="features.3.weight"``)
     pair with at least one kept tap, weight = kept taps). Nodes ``0 .. n_left - 1`` are the left
     side and ``n_left ..`` the right side.
 the whole network (``layer=None``)
-    The channel-level layered graph of the linearised network: one node per channel (or neuron)
-    of every tensor in :attr:`Network.nodes` (inputs, layer outputs, pools, adds, cats,
-    reshapes), in node order and channel order. Layer edges join input channel to output
-    channel where at least one tap is kept (weight = kept taps, attribute ``layer`` = the
-    parameter name); wiring edges (pooling, residual add, concatenation, flatten/reshape) join
-    the channels they map onto each other (weight 1, ``layer = ""``). Directed, acyclic.
+    The channel-level layered graph of the linearised network: one node per unit of every
+    tensor in :attr:`Network.nodes`, in node order and unit order, a tensor's units being the
+    positions of the axis its node kind names (channels of an image, features of a token
+    tensor; :mod:`sparsegraph.graph.kinds`). Layer edges join input unit to output unit where at
+    least one tap is kept (weight = kept taps, attribute ``layer`` = the parameter name); wiring
+    edges (every other kind: index maps, reshapes, sums, concatenations, products, gates,
+    contractions, softmax) join the units they map onto each other (weight 1, ``layer = ""``).
+    Directed, acyclic.
 
 Node attributes in every form: ``layer`` (the layer's parameter name; for the whole network the
 tensor's name: the parameter name for a layer node, else the traced node's name), ``unit`` (index
@@ -35,8 +37,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._args import check_masks
+from .._args import check_choice, check_masks, check_network
+from ..errors import ArgumentError
 from .bipartite import channel_graph, unrolled_graph
+from .kinds import KINDS
 from .network import Network
 from .walker import UnitsWalk
 
@@ -57,13 +61,13 @@ class _Graph:
     nodes: dict[str, np.ndarray]
 
 
-def _level(level: str | None, layer: str | None) -> str:
+def _level(net: Network, level: str | None, layer: str | None) -> str:
+    check_network(net)
     if level is None:
         return "unrolled" if layer is not None else "channel"
-    if level not in _LEVELS:
-        raise ValueError(f"level: expected one of {_LEVELS}, got {level!r}")
+    check_choice(level, _LEVELS, "level")
     if layer is None and level != "channel":
-        raise ValueError(
+        raise ArgumentError(
             "level: the whole-network graph is built at the channel level; pass level='channel' "
             f"or name one layer with layer=..., got level={level!r}"
         )
@@ -101,7 +105,7 @@ def _layer_graph(net: Network, masks: Mapping[str, Any] | None, layer: str,
 
 
 def _node_label(net: Network, node: Any) -> str:
-    if node.layer >= 0:
+    if KINDS[node.kind].has_weight:
         return net.layers[node.layer].name
     return node.name or f"{node.kind}{node.id}"
 
@@ -140,7 +144,7 @@ def network_graph(net: Network, masks: Mapping[str, Any] | None) -> tuple[_Graph
 
 def _graph(net: Network, masks: Mapping[str, Any] | None, layer: str | None,
            level: str | None) -> _Graph:
-    lev = _level(level, layer)
+    lev = _level(net, level, layer)
     if layer is not None:
         return _layer_graph(net, masks, layer, lev)
     return network_graph(net, masks)[0]
@@ -179,8 +183,9 @@ def to_scipy(
     ------
     MaskError
         For an unknown layer name or a mask that does not fit.
-    ValueError
-        For an unknown level, or ``level="unrolled"`` without a layer.
+    ArgumentError
+        For an unknown level, or ``level="unrolled"`` without a layer (a ``ValueError``), or
+        a ``net`` that is not a Network.
 
     Examples
     --------
@@ -196,7 +201,7 @@ def to_scipy(
     >>> to_scipy(net, m, "fc.weight").shape, to_scipy(net, m).shape, to_scipy(net, m).nnz
     ((3, 2), (5, 5), 3)
     """
-    lev = _level(level, layer)
+    lev = _level(net, level, layer)
     if layer is not None:
         return _layer_biadjacency(net, masks, layer, lev)
     g = network_graph(net, masks)[0]
@@ -223,7 +228,7 @@ def node_table(
     >>> list(node_table(net, "fc.weight")["kind"])
     ['input', 'input', 'input', 'output', 'output']
     """
-    lev = _level(level, layer)
+    lev = _level(net, level, layer)
     if layer is not None:
         lay = net.layer(layer)
         nl, nr = (lay.fan_in, lay.out_channels) if lev == "unrolled" else (

@@ -134,9 +134,9 @@ class Layer:
             return np.ascontiguousarray(mask.T)
         if self.kind == "conv" and self.transposed:
             g, cin_g, cout_g = self.groups, self.in_channels // self.groups, self.shape[1]
-            m = mask.reshape(g, cin_g, cout_g, -1).transpose(0, 2, 1, 3)
-            return np.ascontiguousarray(m).reshape(self.out_channels, -1)
-        return mask.reshape(self.out_channels, -1)
+            m = mask.reshape(g, cin_g, cout_g, math.prod(self.kernel)).transpose(0, 2, 1, 3)
+            return np.ascontiguousarray(m).reshape(self.out_channels, self.fan_in)
+        return mask.reshape(self.out_channels, self.fan_in)  # explicit: a zero-size layer too
 
     def from_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`as_matrix`: an ``(out_channels, fan_in)`` array in the weight's
@@ -145,7 +145,7 @@ class Layer:
             return np.ascontiguousarray(matrix.T)
         if self.kind == "conv" and self.transposed:
             g, cin_g, cout_g = self.groups, self.in_channels // self.groups, self.shape[1]
-            m = matrix.reshape(g, cout_g, cin_g, -1).transpose(0, 2, 1, 3)
+            m = matrix.reshape(g, cout_g, cin_g, math.prod(self.kernel)).transpose(0, 2, 1, 3)
             return np.ascontiguousarray(m).reshape(self.shape)
         return np.array(matrix).reshape(self.shape)
 

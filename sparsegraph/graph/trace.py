@@ -15,13 +15,17 @@ The op table (``_ops_*`` modules) maps each torch op onto the node kinds of
   prunable layer; a parameter used in several places (a tied embedding and LM head) is one layer
   with several uses; ``nn.MultiheadAttention`` is read through its q/k/v slices of
   ``in_proj_weight`` and ``out_proj``;
-- element-wise maps whose value at 0 is 0 (ReLU, GELU, SiLU, tanh, dropout, scaling by a
-  constant, adding a constant) are identities; normalisation modules (any ``*Norm*`` module,
-  ``F.layer_norm``, ``F.batch_norm``, ...) are identities as a whole; sigmoid-like maps are
-  gates; products of two computed tensors are products; ``matmul``/``einsum``/attention are
-  contractions; softmax is softmax with the -inf constants added before it as its mask;
+- element-wise maps that keep zero at zero (ReLU, GELU, SiLU, tanh, dropout) and adding a
+  constant (a bias, a position embedding: constants are no sources, DESIGN §3) leave no node;
+  multiplying by a constant leaves none either, or a ``scale`` node where the constant has
+  zeros; normalisation modules (any ``*Norm*`` module, ``F.layer_norm``, ``F.batch_norm``, ...)
+  are identities as a whole; sigmoid-like maps (and a divisor) are gates; sums of two computed
+  tensors (residuals) are ``add`` nodes and their products ``mul`` nodes;
+  ``matmul``/``einsum``/attention are contractions; softmax is softmax with the -inf constants
+  added before it as its mask;
 - layout ops (view/reshape/flatten, permute/transpose, slicing and indexing, chunk/split,
-  pad, roll, flip, expand/repeat, interpolate, pooling, reductions, cat/stack) are index maps.
+  pad, roll, flip, expand/repeat, interpolate, pooling, reductions) are index maps (``index``
+  and ``reshape`` nodes); cat/stack are concatenations (``cat``).
 
 Why eager recording rather than torch.fx or torch.export: torch.fx could not read 28 of 43
 popular models (permutes, attribute reads, products, attention, HF modules); ``torch.export``
@@ -51,6 +55,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import TraceError
+from .kinds import KINDS
 from .network import Layer, Network, Node
 
 __all__ = ["trace"]
@@ -404,9 +409,10 @@ def trace(
         Any model that runs eagerly on the example input: classic CNNs, ViTs, Swin, ConvNeXt,
         MobileNet-v3, HuggingFace BERT/GPT-2/ViT, ... (see the module docstring for what is
         read and how).
-    example_input : Tensor, sequence of Tensor, or mapping
+    example_input : Tensor, sequence of Tensor, mapping, or None
         The positional inputs (a tensor or a tuple), or a mapping of keyword inputs (e.g.
-        ``{"input_ids": ids, "attention_mask": mask}``). Float tensors are the network's
+        ``{"input_ids": ids, "attention_mask": mask}``); None when ``example_kwargs`` holds
+        every input. Float tensors are the network's
         inputs; integer tensors are token ids (followed into embeddings) or constants (masks).
         Its shape fixes the spatial sizes and sequence lengths, and its values fix constant
         masks (a padding ``attention_mask``): the graph is that of this input.
@@ -433,9 +439,10 @@ def trace(
     Raises
     ------
     TraceError
-        If the model does not run on the example input, takes other inputs, uses an op with no
-        linearised form or control flow that depends on tensor values (the message names the
-        op, the module path and how to proceed), or its output does not depend on its input.
+        If ``model`` is not an ``nn.Module``, does not run on the example input or takes
+        other inputs, uses an op with no linearised form or control flow that depends on
+        tensor values (the message names the op, the module path and how to proceed), if its
+        output does not depend on its input, or no prunable layer lies on a path from it.
 
     Notes
     -----
@@ -540,7 +547,7 @@ def _assemble(rec: Recorder, outputs: list[int]
         new_id[nd.id] = len(nodes)
         if nd.id in as_input:
             nd = Node(len(nodes), "input", (), nd.shape, nd.name, -1, nd.module, {})
-        elif nd.kind == "layer":
+        elif KINDS[nd.kind].has_weight:  # a use of a layer: index its Layer
             params = {k: v for k, v in nd.params.items() if k != "param"}
             nd = Node(len(nodes), nd.kind, tuple(new_id[i] for i in nd.inputs), nd.shape,
                       nd.name, index[nd.params["param"]], nd.module, params)

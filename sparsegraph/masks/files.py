@@ -417,6 +417,8 @@ def save_masks(
         file system refuses (no permission, no space left: the message names the path).
     MaskError
         Masks that do not fit ``net`` or hold values other than 0/1.
+    ArgumentError
+        If ``net`` is given and is not a :class:`~sparsegraph.Network`.
 
     Notes
     -----
@@ -497,12 +499,12 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
     -------
     dict
         The stored metadata (for sparsegraph's files: ``scheme``, ``density``, ``seed``,
-        ``granularity``, ... as given to :func:`save_masks`, plus ``format``,
-        ``format_version``, ``sparsegraph_version``, ``params``, ``kept``, ``layer_names``,
-        ``layer_shapes`` and, when saved with ``net``, ``fingerprint``), with ``"file_format"``
-        set to the detected format; the foreign formats (``torch_prune``, ``open_lth``,
-        ``ao_sparsifier``) hold only ``"file_format"`` (and open_lth's ``sparsity_report``).
-        Only the header is read (open_lth: the report is checked against the masks).
+        ``granularity``, ... as given to :func:`save_masks`, plus ``format``, ``format_version``,
+        ``sparsegraph_version``, ``params``, ``kept``, ``layer_names``, ``layer_shapes`` and, when
+        saved with ``net``, ``fingerprint`` and ``network``), with ``"file_format"`` set to the
+        detected format; the foreign formats (``torch_prune``, ``open_lth``, ``ao_sparsifier``)
+        hold only ``"file_format"`` (and open_lth's ``sparsity_report``). Only the header is read
+        (open_lth: the report is checked against the masks).
 
     Raises
     ------
@@ -561,8 +563,9 @@ def load_masks(
 
     Notes
     -----
-    Torch files are read with ``torch.load(weights_only=True)`` only (memory-mapped, so shapes
-    and strides are checked before data is touched); ``.npz`` members' ``.npy`` headers are
+    Torch files are read with ``torch.load(weights_only=True)`` only (memory-mapped when in
+    torch's zip format, so shapes and strides are checked before data is touched; the legacy
+    non-zip format is loaded whole); ``.npz`` members' ``.npy`` headers are
     read before anything is decompressed, never with pickles; the safetensors header is
     parsed here, its byte ranges checked against the file size. See
     :mod:`sparsegraph.masks._limits` for the limits.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .._args import check_density, select_layers
+from .._args import check_density, check_network, select_layers
 from ..errors import MaskError, QuotaError
 from ..graph.network import Network
 from ..registry import get as get_scheme
@@ -52,6 +52,10 @@ def quota_table(
     QuotaError
         For no scheme, an unknown one, ``from_mask``, a density outside (0, 1], unknown dense
         layers, or the only scheme asked for being infeasible.
+    ArgumentError
+        If ``net`` is not a Network.
+    NetworkError
+        If the network has no prunable weights (the totals are fractions of them).
 
     Examples
     --------
@@ -61,6 +65,7 @@ def quota_table(
     >>> t["totals"]["igq"]["kept"] == round(0.1 * net.params), t["layers"][2]["kept"]["uniform"]
     (True, 100)
     """
+    net = check_network(net, weights=True)
     d = check_density(density)
     names = list(schemes)
     if not names:

@@ -6,7 +6,8 @@ one record of :mod:`sparsegraph.registry` (name, function, needs, reference), vi
 :data:`QUOTA_SCHEMES`, which is what :func:`quotas`, the command line's ``--scheme`` choices and
 the README read. :func:`quotas` validates the request,
 hands the free layers and their budget to the scheme, and turns the result into integer kept
-counts with the one rounding rule of the library (:func:`round_counts`, largest remainder).
+counts with the one rounding rule of the library (:func:`~sparsegraph.masks.rounding.round_counts`,
+largest remainder; :mod:`sparsegraph.masks.rounding`).
 
 Vocabulary: ``density`` is the fraction of weights kept, ``sparsity = 1 - density``; counts are
 integers and named as such.
@@ -40,7 +41,8 @@ Schemes
 The proportional schemes (``uniform``, ``er``, ``erk``, ``er_graph``, and a user mapping rescaled
 to a density) share RigL's rule for layers that would exceed density 1: the layer(s) with the
 largest raw density become dense, still inside the budget, and the scale is re-solved over the
-rest, repeatedly (:func:`scale_to_budget`). This works at every density in (0, 1].
+rest, repeatedly (:func:`~sparsegraph.masks.rounding.scale_to_budget`). This works at every
+density in (0, 1].
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ from typing import Any
 
 import numpy as np
 
-from .._args import as_bool_mask, check_density, check_masks, select_layers
+from .._args import as_bool_mask, check_density, check_masks, check_network, select_layers
 from ..errors import MaskError, QuotaError
 from ..graph.network import Layer, Network
 from ..registry import SchemeView
 from ..registry import get as get_scheme
+from .rounding import budget_of, round_counts, scale_to_budget
 
 __all__ = [
     "QUOTA_SCHEMES",
@@ -109,154 +112,6 @@ class LayerTable:
 
     def __len__(self) -> int:
         return len(self.layers)
-
-
-# ---------------------------------------------------------------------------------------------
-# Rounding and scaling: the one rule
-# ---------------------------------------------------------------------------------------------
-
-
-def budget_of(density: float, params: int) -> int:
-    """The kept count of an overall density: ``round(density * params)`` (Python's round).
-
-    Examples
-    --------
-    >>> from sparsegraph.masks.quotas import budget_of
-    >>> budget_of(0.05, 266200)
-    13310
-    """
-    return int(round(float(density) * int(params)))
-
-
-def round_counts(params: Sequence[int] | np.ndarray, densities: Sequence[float] | np.ndarray,
-                 total: int) -> np.ndarray:
-    """Integer kept counts from real-valued densities, summing exactly to ``total``.
-
-    The rounding rule of the library: the largest-remainder (Hamilton) method. Each layer gets
-    ``floor(density * params)`` and the remaining ``total - sum(floors)`` weights go, one each, to
-    the layers with the largest fractional parts (ties to the earlier layer), never above
-    ``params``; if the floors already exceed ``total`` (float error), the layers with the
-    smallest fractional parts give one back. Every count is therefore within one weight of its
-    exact value ``density * params``, which no rule with an exact total can beat.
-
-    Parameters
-    ----------
-    params : sequence of int
-        Weights per layer.
-    densities : sequence of float
-        Densities in [0, 1].
-    total : int
-        The required sum of the counts.
-
-    Returns
-    -------
-    ndarray of int64
-        Kept count per layer.
-
-    Raises
-    ------
-    QuotaError
-        If ``total`` is not within one weight per layer of ``sum(densities * params)`` or lies
-        outside ``[0, sum(params)]``.
-
-    Examples
-    --------
-    >>> from sparsegraph.masks.quotas import round_counts
-    >>> round_counts([10, 10, 10], [0.25, 0.25, 0.25], 8).tolist()
-    [3, 3, 2]
-    """
-    n = np.asarray(params, dtype=np.int64)
-    d = np.asarray(densities, dtype=np.float64)
-    total = int(total)
-    if not 0 <= total <= int(n.sum()):
-        raise QuotaError(f"kept total {total} outside [0, {int(n.sum())}]")
-    exact = np.clip(d * n, 0.0, n.astype(np.float64))
-    base = np.minimum(np.floor(exact).astype(np.int64), n)
-    frac = exact - base
-    deficit = total - int(base.sum())
-    if deficit > 0:
-        order = np.argsort(-frac, kind="stable")
-        order = order[base[order] < n[order]]
-        if deficit > order.size:
-            raise QuotaError(
-                f"densities keep {exact.sum():.1f} weights, {deficit} short of the total {total}"
-            )
-        base[order[:deficit]] += 1
-    elif deficit < 0:
-        order = np.argsort(frac, kind="stable")
-        order = order[base[order] > 0]
-        if -deficit > order.size:
-            raise QuotaError(
-                f"densities keep {exact.sum():.1f} weights, {-deficit} above the total {total}"
-            )
-        base[order[:-deficit]] -= 1
-    return base
-
-
-def scale_to_budget(params: Sequence[int] | np.ndarray, raw: Sequence[float] | np.ndarray,
-                    budget: float) -> np.ndarray:
-    """Densities ``eps * raw`` with one scale ``eps`` so that ``sum(density * params) == budget``,
-    capping at 1 by RigL's rule.
-
-    While ``eps * max(raw) > 1``, the layers whose raw density equals the maximum become dense
-    (they stay in the budget) and ``eps`` is re-solved over the remaining layers
-    (Evci et al. 2020, ``get_sparsities_erdos_renyi``). Layers with ``raw == 0`` get density 0.
-
-    Parameters
-    ----------
-    params : sequence of int
-        Weights per layer.
-    raw : sequence of float
-        Non-negative raw densities (relative weights).
-    budget : float
-        Weights to keep, in ``[0, sum(params)]``.
-
-    Returns
-    -------
-    ndarray of float64
-        Densities in [0, 1].
-
-    Raises
-    ------
-    QuotaError
-        If the budget cannot be met (every raw density is 0 but the budget is positive).
-
-    Notes
-    -----
-    At most one re-solve per distinct raw value, O(L^2) for L layers.
-
-    Examples
-    --------
-    >>> from sparsegraph.masks.quotas import scale_to_budget
-    >>> scale_to_budget([10, 100], [1.0, 0.1], 60).round(3).tolist()
-    [1.0, 0.5]
-    """
-    n = np.asarray(params, dtype=np.float64)
-    r = np.asarray(raw, dtype=np.float64)
-    dense = np.zeros(n.size, dtype=bool)
-    out = np.zeros(n.size, dtype=np.float64)
-    if budget <= 0:
-        return out
-    while True:
-        free = ~dense & (r > 0)
-        rest = budget - float(n[dense].sum())
-        if not free.any():
-            if rest > 0.5:
-                raise QuotaError(
-                    f"cannot keep {budget:.0f} weights: the layers that may hold weights only "
-                    f"have {float(n[dense].sum()):.0f}"
-                )
-            break
-        divisor = float((r[free] * n[free]).sum())
-        eps = rest / divisor
-        max_raw = float(r[free].max())
-        if max_raw * eps > 1.0:
-            dense |= free & (r == max_raw)
-            continue
-        out[free] = eps * r[free]
-        break
-    out[dense] = 1.0
-    return np.clip(out, 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,6 +373,8 @@ def quotas(
         infeasible scheme/density pair (``uniform+`` below its minimum density, dense layers
         above the budget), unknown dense layer names, an option the scheme does not take, or
         user densities outside [0, 1].
+    ArgumentError
+        If ``net`` is not a Network (:func:`sparsegraph._args.check_network`).
 
     Notes
     -----
@@ -542,8 +399,7 @@ def quotas(
     ...
     sparsegraph.errors.QuotaError: uniform+ is infeasible at this density: ...
     """
-    if not isinstance(net, Network):
-        raise QuotaError(f"net: expected a sparsegraph Network, got {type(net).__name__}")
+    net = check_network(net)
     target = None if density is None else check_density(density)
     if not isinstance(erk_power_scale, Real) or not math.isfinite(float(erk_power_scale)):
         raise QuotaError(f"erk_power_scale: expected a finite number, got {erk_power_scale!r}")

@@ -4,7 +4,10 @@ A kept weight is *effective* when it lies on some input-to-output path of the li
 network (:func:`sparsegraph.effective_masks`); the rest of the kept weights are *inactive*. The
 report gives, per prunable layer and in total, the parameters, kept and effective weights, the
 direct density ``kept / params`` and effective density ``effective / params``, the units and how
-many are dead, and for the network the compressions and whether it has collapsed.
+many are dead, and for the network the compressions and whether it has collapsed. A layer
+without weights (a zero-size ``nn.Linear(16, 0)``) has both densities 1.0: nothing of it is
+pruned (as :func:`sparsegraph.quotas` reports it); a network without any prunable weight has no
+densities and is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .._args import check_masks, dense_layers
+from .._args import check_masks, check_network, dense_layers
 from ..errors import MaskError
 from ..graph.network import Layer, Network
 
@@ -170,9 +173,13 @@ def dead_units(layer: Layer, effective: np.ndarray) -> tuple[int, int]:
     (2, 0)
     """
     out_ch, groups = layer.out_channels, layer.groups
-    per_pair = effective.reshape(out_ch, layer.in_channels // groups, -1).any(axis=2)
+    cin_g = layer.in_channels // groups
+    # (out, in // groups, taps) in every weight layout; explicit sizes, as a zero-size layer
+    # has none to infer
+    taps = layer.as_matrix(effective).reshape(out_ch, cin_g, math.prod(layer.kernel))
+    per_pair = taps.any(axis=2)
     alive_out = per_pair.any(axis=1)
-    alive_in = per_pair.reshape(groups, out_ch // groups, -1).any(axis=1).reshape(-1)
+    alive_in = per_pair.reshape(groups, out_ch // groups, cin_g).any(axis=1).reshape(-1)
     return int(layer.in_channels - alive_in.sum()), int(out_ch - alive_out.sum())
 
 
@@ -229,6 +236,8 @@ def audit(
         if ``effective`` lacks a layer or keeps a weight that ``masks`` prunes.
     ArgumentError
         If ``net`` is not a Network (e.g. a model name: trace it first).
+    NetworkError
+        If the network has no prunable weights (no layer, or only zero-size ones).
 
     Notes
     -----
@@ -251,7 +260,7 @@ def audit(
     >>> rep.to_dict()["network"]["effective_compression"]
     'inf'
     """
-    canonical = check_masks(net, masks)
+    canonical = check_masks(check_network(net, weights=True), masks)
     if effective is None:
         from .effective import effective_masks
 
@@ -266,8 +275,9 @@ def audit(
         dead_in, dead_out = dead_units(layer, eff_mask)
         rows.append(LayerAudit(
             name=layer.name, shape=tuple(layer.shape), params=layer.params, kept=kept,
-            effective=eff, direct_density=kept / layer.params,
-            effective_density=eff / layer.params, in_units=layer.in_channels,
+            effective=eff, direct_density=kept / layer.params if layer.params else 1.0,
+            effective_density=eff / layer.params if layer.params else 1.0,
+            in_units=layer.in_channels,
             out_units=layer.out_channels, dead_in_units=dead_in, dead_out_units=dead_out,
         ))
     params = sum(r.params for r in rows)

@@ -30,15 +30,8 @@ import numpy as np
 
 from .._args import check_choice, check_count
 from ..errors import ArgumentError
-from .similarity import (
-    KERNELS,
-    CKAResult,
-    _live,
-    _ratio,
-    activations,
-    centre_gram,
-    rbf_gram,
-)
+from .cka import _ratio, centre_gram, rbf_gram
+from .similarity_base import KERNELS, CKAResult, _live, activations
 
 __all__ = ["CKAAccumulator", "MinibatchCKA"]
 

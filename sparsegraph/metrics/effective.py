@@ -16,8 +16,11 @@ all output elements over :attr:`Network.nodes`, each node crossed by its kind's 
 (:mod:`sparsegraph.graph.kinds`, walked by :class:`sparsegraph.graph.walker.BitsWalk`); weight
 ``w`` of a layer use is effective iff it is kept, its input element is reached and its output
 element is backward-alive; a layer with several uses (a tied embedding and LM head) is effective
-where any use makes it so. This equals "SynFlow score != 0" in exact arithmetic, which is how the
-tests check it (``tests/reference.py``: float64 autograd oracles).
+where any use makes it so. For a network without products, gates or softmax this equals
+"SynFlow score != 0" in exact arithmetic; with them, "the gradient of a random positive
+weighting of the outputs != 0" in the real model with positive random weights and inputs
+(DESIGN §3). The tests check both against float64 autograd oracles (``tests/reference.py``) and
+a brute-force walk over every element.
 
 The kernels keep, per tensor row (channel), a status byte (all dead / all alive / mixed) and a
 bitmap only for mixed rows, so that at practical densities the cost of a CNN is close to one read
@@ -94,6 +97,8 @@ def effective_masks(net: Network, masks: Mapping[str, Any]) -> dict[str, np.ndar
     ------
     MaskError
         For an unknown key, a wrong shape, NaN, infinity or values other than 0 and 1.
+    ArgumentError
+        If ``net`` is not a Network (a model name or module: trace it first).
 
     Notes
     -----
@@ -147,7 +152,7 @@ def reachability(net: Network, masks: Mapping[str, Any]) -> Reachability:
 
     Raises
     ------
-    MaskError
+    MaskError, ArgumentError
         As for :func:`effective_masks`.
 
     Notes

@@ -138,11 +138,9 @@ def _min_cut(net: Network, masks: Mapping[str, Any]) -> tuple[float, int]:
     n_layer_edges = int(is_layer.sum())
     big = float(n_layer_edges + 1)
     cap = np.where(is_layer, 1.0, big)
-    kinds = g.nodes["kind"]
     source, sink = g.n, g.n + 1
-    ins = np.flatnonzero(kinds == "input")
-    out_nodes = set(net.outputs)
-    outs = np.flatnonzero(np.isin(g.nodes["node"], list(out_nodes)))
+    ins = np.flatnonzero(np.isin(g.nodes["node"], net.inputs))
+    outs = np.flatnonzero(np.isin(g.nodes["node"], net.outputs))
     src = np.concatenate([g.src, np.full(ins.size, source), outs])
     dst = np.concatenate([g.dst, ins, np.full(outs.size, sink)])
     cap = np.concatenate([cap, np.full(ins.size + outs.size, big)])
@@ -201,8 +199,8 @@ def path_metrics(
     total = _logsumexp10([_log10_sum(fwd[o]) for o in net.outputs])
     layer_logs: dict[str, float] = {}
     shares: dict[str, float] = {}
-    for li, name in enumerate(net.names):
-        lg = _logsumexp10([_log10_dot(fwd[n], bwd[n]) for n in net._uses.get(li, ())])
+    for name in net.names:
+        lg = _logsumexp10([_log10_dot(fwd[n], bwd[n]) for n in net.uses(name)])
         layer_logs[name] = lg
         shares[name] = 0.0 if total == -math.inf or lg == -math.inf else 10.0 ** (lg - total)
     cut, n_edges = _min_cut(net, masks) if min_cut else (None, 0)

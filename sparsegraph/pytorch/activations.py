@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._args import check_choice, check_count, check_seed, suggest
+from .._args import check_choice, check_count, check_module, check_seed, suggest
 from ..errors import ArgumentError
 from ..metrics.cka_stream import CKAAccumulator
 from ..metrics.similarity import KERNELS, pwcca, svcca
@@ -324,9 +324,8 @@ def layer_similarity(
     check_choice(kernel, KERNELS, "kernel")
     batch_size = check_count(batch_size, "batch_size", minimum=4 if method == "cka" else 1)
     seed = check_seed(seed)
-    for what, m in (("model_a", model_a), ("model_b", model_b)):
-        if not isinstance(m, nn.Module):
-            raise ArgumentError(f"{what}: expected a torch.nn.Module, got {type(m).__name__}")
+    check_module(model_a, "model_a")
+    check_module(model_b, "model_b")
     layers_a = _resolve_layers(model_a, layers, "model_a")
     if cross or layers is not None:
         layers_b = _resolve_layers(model_b, layers, "model_b")

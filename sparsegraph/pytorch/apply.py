@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from .._args import as_bool_mask, suggest
+from .._args import as_bool_mask, check_module, suggest
 from ..errors import MaskError
 from ..masks.files import normalize_key
 
@@ -202,6 +202,8 @@ def apply_masks(
         (tied) parameter, a wrong shape, values other than 0/1, an unknown ``method``, or a
         method that cannot act on a parameter already pruned or parametrized the other way;
         every mask is checked before the model is touched.
+    ArgumentError
+        If ``model`` is not a ``torch.nn.Module`` (a traced Network holds no weights).
 
     Examples
     --------
@@ -215,6 +217,7 @@ def apply_masks(
     >>> (model[0].weight == 0).sum().item(), extract_masks(model)["0.weight"].sum()
     (3, np.int64(3))
     """
+    check_module(model)
     if method not in APPLY_METHODS:
         raise MaskError(f"method: expected one of {', '.join(APPLY_METHODS)}, got {method!r}")
     if not isinstance(masks, Mapping):
@@ -346,6 +349,8 @@ def extract_masks(
     ------
     MaskError
         If a name or pattern matches no parameter.
+    ArgumentError
+        If ``model`` is not a ``torch.nn.Module``.
 
     Examples
     --------
@@ -357,6 +362,7 @@ def extract_masks(
     >>> extract_masks(model)["0.weight"].tolist()
     [[False, True], [True, False]]
     """
+    check_module(model)
     root = _unwrap(model)
     if names is None:
         first = {}  # a tied parameter is named as named_parameters() first lists it

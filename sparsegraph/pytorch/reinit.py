@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from .._args import check_seed
+from .._args import check_module, check_seed
 from ..errors import ArgumentError
 from .apply import apply_masks
 
@@ -150,8 +150,7 @@ def reinit(model: nn.Module, *, seed: int = 0,
     (True, True)
     """
     seed = check_seed(seed)
-    if not isinstance(model, nn.Module):
-        raise ArgumentError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    check_module(model)
     with _copyable(model):
         clone = copy.deepcopy(model)
     devices = sorted({p.device.index or 0 for p in clone.parameters() if p.is_cuda})

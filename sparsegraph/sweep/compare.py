@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .._args import check_count
-from ..errors import ModelSpecError, QuotaError, SparseGraphError
+from .._args import check_count, check_density
+from ..errors import ModelSpecError, QuotaError
 from .plan import (
     check_dense_budget,
     load_target,
@@ -60,13 +60,13 @@ __all__ = [
 
 
 def _check_density(value: Any, where: str) -> float:
-    try:
-        d = float(value)
-    except (TypeError, ValueError):
-        raise QuotaError(f"{where}: expected a density in (0, 1], got {value!r}") from None
-    if isinstance(value, bool) or not math.isfinite(d) or not 0.0 < d <= 1.0:
-        raise QuotaError(f"{where}: expected a density in (0, 1], got {value!r}")
-    return d
+    """A density of the grid, written as text or given as a number (the door's rule)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise QuotaError(f"{where}: expected a number in (0, 1], got {value!r}") from None
+    return check_density(value, where)
 
 
 MAX_GRID_POINTS = 1000
@@ -109,7 +109,7 @@ def parse_density_grid(spec: str | float | Iterable[float]) -> list[float]:
     >>> parse_density_grid("0.1:2:5")
     Traceback (most recent call last):
     ...
-    sparsegraph.errors.QuotaError: density grid '0.1:2:5': STOP: expected a density in (0, 1], ...
+    sparsegraph.errors.QuotaError: density grid '0.1:2:5': STOP: expected a number in (0, 1], ...
     """
     if isinstance(spec, str):
         text = spec.strip()
@@ -263,9 +263,18 @@ def compare(
     ------
     QuotaError
         For an unknown scheme, one that needs data without ``data``, a density outside
-        (0, 1], a bad seed list (before any work).
+        (0, 1], a bad seed list, excluded layers that keep more weights than a density allows
+        (all before any work).
     ModelSpecError
-        For a model that cannot be resolved or traced, or a pruner scheme with a Network.
+        For a model name that cannot be resolved, a model object without ``example_input``,
+        ``input_shape`` with a model object, or a pruner scheme with a Network.
+    TraceError
+        For a model that cannot be traced.
+    ArgumentError
+        For ``model_or_net`` that is neither a model name, a model nor a Network, a negative
+        ``retries`` or ``rounds`` below 1.
+    NetworkError
+        For a network without prunable weights.
     MaskError
         For a pattern in ``exclude`` that matches no layer.
     SparseGraphError
@@ -303,8 +312,7 @@ def compare(
     scheme_list = resolve_schemes(schemes, have_data=data is not None)
     density_list = parse_density_grid(densities)
     seed_list = parse_seeds(seeds)
-    if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
-        raise SparseGraphError(f"retries: expected a non-negative integer, got {retries!r}")
+    retries = check_count(retries, "retries", minimum=0)
     rounds = check_count(rounds, "rounds")
     if isinstance(exclude, str):
         exclude = [exclude]

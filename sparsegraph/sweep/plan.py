@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._args import select_layers
-from ..errors import MaskError, ModelSpecError, QuotaError
+from .._args import check_module, check_network, select_layers
+from ..errors import ModelSpecError, QuotaError
 from ..graph.network import Network
 from ..registry import SCHEMES
 from ..registry import get as get_scheme
@@ -136,8 +136,12 @@ def load_target(model_or_net: Any, example_input: Any, input_shape: Any, exclude
     ModelSpecError
         A Network where pruners need the model's weights, a model object without an example
         input, ``input_shape`` with a model object.
+    ArgumentError
+        Something that is neither a model name, a model nor a Network.
+    NetworkError
+        A network without prunable weights.
     MaskError
-        A pattern in ``exclude`` that matches no layer, or a network without prunable layers.
+        A pattern in ``exclude`` that matches no layer.
     """
     if isinstance(exclude, str):
         exclude = [exclude]
@@ -160,7 +164,9 @@ def load_target(model_or_net: Any, example_input: Any, input_shape: Any, exclude
             if example_input is not None:
                 example = example_input
         else:
-            model, example = model_or_net, example_input
+            model = check_module(model_or_net, "model_or_net", expected=(
+                "a model name, a torch.nn.Module or a Network from sparsegraph.trace"))
+            example = example_input
             if example is None:
                 example = getattr(model, "example_input", None)
             if example is None:
@@ -172,8 +178,7 @@ def load_target(model_or_net: Any, example_input: Any, input_shape: Any, exclude
                 raise ModelSpecError("input_shape: applies to a model name; pass example_input")
         # a named model is labelled with its name, as the other sub-commands do
         net = trace(model, example, name=spec) if spec is not None else trace(model, example)
-    if not net.layers:
-        raise MaskError(f"model {net.name!r} has no prunable layer to compare")
+    check_network(net, "model_or_net", weights=True)
     dense = select_layers(net, exclude, what="excluded") if exclude else []
     keep_model = need_model and not isinstance(model_or_net, Network)
     return Payload(net, model if keep_model else None, example if keep_model else None,
