@@ -91,13 +91,18 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
         raise MaskError(f"{what}: cannot be read as an array ({exc})") from None
 
 
-def as_bool_mask(value: Any, name: str) -> np.ndarray:
+def as_bool_mask(value: Any, name: str, *, raw_bool: bool = False) -> np.ndarray:
     """One mask value as a C-contiguous bool array with 0/1 bytes, whatever its shape.
 
     The single rule for mask values: numpy arrays, torch tensors or nested lists holding only
     0 and 1 (bool, integer or float dtype); ``name`` is the layer named in the error. A bool
     array whose bytes are not all 0 or 1 (bytes written through a ``uint8`` view, a crafted
     file) is normalised: any nonzero byte is True.
+
+    With ``raw_bool=True`` a bool array is returned (C-contiguous) without that scan of its
+    bytes, for a caller whose kernels read every nonzero byte as True and write only 0/1 (the
+    reachability walk, :class:`sparsegraph.graph.walker.BitsWalk`): the scan would cost half a
+    read of the masks that those kernels make anyway.
 
     Raises
     ------
@@ -116,6 +121,8 @@ def as_bool_mask(value: Any, name: str) -> np.ndarray:
     arr = to_numpy(value, f"mask {name!r}")
     if arr.dtype == np.bool_:
         arr = np.ascontiguousarray(arr)
+        if raw_bool:
+            return arr
         raw = arr.view(np.uint8)
         if raw.size and raw.max() > 1:
             arr = raw != 0  # canonical bytes
@@ -251,12 +258,13 @@ def to_finite(value: Any, what: str) -> np.ndarray:
 
 
 def check_masks(
-    net: Network, masks: Mapping[str, Any], *, fill_missing: bool = True, what: str = "masks"
+    net: Network, masks: Mapping[str, Any], *, fill_missing: bool = True, what: str = "masks",
+    raw_bool: bool = False,
 ) -> dict[str, np.ndarray]:
     """Validate masks against a network and return them in canonical form.
 
     Afterwards each value is a C-contiguous ``bool`` numpy array of its layer's weight shape
-    with 0/1 bytes.
+    with 0/1 bytes (with ``raw_bool``, bool inputs keep their bytes: see :func:`as_bool_mask`).
 
     Parameters
     ----------
@@ -270,6 +278,9 @@ def check_masks(
         simply absent from the result.
     what : str, default "masks"
         The argument's name in error messages.
+    raw_bool : bool, default False
+        Leave the bytes of bool arrays unscanned (:func:`as_bool_mask`); only for callers whose
+        kernels read any nonzero byte as True and write only 0/1.
 
     Returns
     -------
@@ -325,7 +336,7 @@ def check_masks(
             raise MaskError(
                 f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(shape)}"
             )
-        arr = as_bool_mask(value, layer.name)
+        arr = as_bool_mask(value, layer.name, raw_bool=raw_bool)
         if arr.shape != layer.shape:
             raise MaskError(
                 f"mask {layer.name!r}: expected shape {list(layer.shape)}, got {list(arr.shape)}"

@@ -8,24 +8,31 @@ A tensor of shape ``s`` (any rank, no batch axis) is seen as ``(R, M, W)`` rows 
 *row form* ``(st, maps)``
     ``st`` uint8 ``(R,)``: 0 = no element of the row set, 1 = every element set, 2 = mixed;
     ``maps`` uint64 ``(R, M, ceil(W / 64))``: the row's bits, meaningful **only** where
-    ``st == 2`` (see :mod:`sparsegraph.graph._kernels_reach`). At practical densities almost every
+    ``st == 2`` (see :mod:`sparsegraph.graph._kernels_rows`). At practical densities almost every
     row of a CNN tensor is all-set or all-clear, which is what keeps the passes close to one read of
     the masks.
 *flat form*
     uint8 ``(numel,)`` in C order, 0/1 per element, for the kinds that move elements around.
+
+Besides, a set knows whether it is empty, full or neither; the kernels that build one report it,
+so that the walks never reduce over a tensor to find out.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
-from . import _kernels_reach as K
+from . import _kernels_rows as KR
 
-__all__ = ["Bits", "Acc", "row_view"]
+__all__ = ["Acc", "Bits", "bits_and", "bits_or", "full_line", "row_view"]
+
+_MIXED = 2
 
 
+@cache
 def row_view(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """The ``(R, M, W)`` view of a tensor shape (see the module docstring)."""
     if len(shape) == 0:
@@ -35,8 +42,25 @@ def row_view(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (shape[0], math.prod(shape[1:-1]), shape[-1])
 
 
+@cache
+def full_line(width: int) -> np.ndarray:
+    """The words of a bitmap line with all ``width`` bits set: uint64 ``(ceil(width / 64),)``
+    (shared: do not modify)."""
+    out = np.empty((width + 63) >> 6, dtype=np.uint64)
+    KR.full_line(width, out)
+    return out
+
+
+def _empty_rows(view: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    r, m, w = view
+    return np.empty(r, dtype=np.uint8), np.empty((r, m, (w + 63) >> 6), dtype=np.uint64)
+
+
 class Bits:
-    """An immutable set of elements of one tensor (reached, nonzero or backward-alive)."""
+    """An immutable set of elements of one tensor (reached, nonzero or backward-alive).
+
+    ``const`` is 0 (empty), 1 (full), 2 (neither) or None (not known yet: found on demand).
+    """
 
     __slots__ = ("shape", "view", "_const", "_st", "_maps", "_flat")
 
@@ -45,13 +69,8 @@ class Bits:
                  flat: np.ndarray | None = None) -> None:
         self.shape = shape
         self.view = row_view(shape)
-        self._const = const  # 0 = empty, 1 = full, None = look at the arrays
+        self._const = const
         self._st, self._maps, self._flat = st, maps, flat
-        if const is None and st is not None:  # a flat form is classified on demand
-            if not st.any():
-                self._const = 0
-            elif (st == 1).all():
-                self._const = 1
 
     # constructors ---------------------------------------------------------------------------
     @classmethod
@@ -74,41 +93,53 @@ class Bits:
         return cls.from_flat(tuple(dense.shape), np.ascontiguousarray(dense, dtype=bool))
 
     # queries -------------------------------------------------------------------------------
+    def _kind(self) -> int:
+        if self._const is None:
+            if self._st is not None:
+                self._const = int(KR.summary(self._st))
+            elif not self._flat.any():
+                self._const = 0
+            else:
+                self._const = 1 if self._flat.all() else _MIXED
+        return self._const
+
     @property
     def is_empty(self) -> bool:
-        if self._const is None and self._st is None:
-            self._const = 0 if not self._flat.any() else (1 if self._flat.all() else None)
-        return self._const == 0
+        return self._kind() == 0
 
     @property
     def is_full(self) -> bool:
-        if self._const is None and self._st is None:
-            self._const = 0 if not self._flat.any() else (1 if self._flat.all() else None)
-        return self._const == 1
+        return self._kind() == 1
+
+    @property
+    def has_rows(self) -> bool:
+        """Whether the row form is at hand (no conversion needed)."""
+        return self._st is not None
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The row form ``(st, maps)`` (shared: do not modify)."""
         if self._st is None:
-            r, m, w = self.view
-            nw = (w + 63) >> 6
-            if self._const is not None:
-                self._st = np.full(r, self._const, dtype=np.uint8)
-                self._maps = np.empty((r, m, nw), dtype=np.uint64)
+            st, maps = _empty_rows(self.view)
+            c = self._const
+            if c == 0 or c == 1:
+                st.fill(c)
             else:
-                st = np.zeros(r, dtype=np.uint8)
-                maps = np.empty((r, m, nw), dtype=np.uint64)
-                K.or_flat(st, maps, w, self._flat)
-                self._st, self._maps = st, maps
+                st.fill(0)
+                w = self.view[2]
+                self._const = int(KR.or_flat(st, maps, w, self._flat, full_line(w)))
+            self._st, self._maps = st, maps
         return self._st, self._maps
 
     def flat(self) -> np.ndarray:
         """The flat form, uint8 ``(numel,)`` (shared: do not modify)."""
         if self._flat is None:
             n = math.prod(self.shape)
-            if self._const is not None:
-                self._flat = np.full(n, self._const, dtype=np.uint8)
+            c = self._const
+            if c == 0 or c == 1:
+                self._flat = np.full(n, c, dtype=np.uint8)
             else:
-                self._flat = K.expand(self._st, self._maps, self.view[2])
+                self._flat = np.empty(n, dtype=np.uint8)
+                KR.expand(self._st, self._maps, self.view[2], self._flat)
         return self._flat
 
     def dense(self) -> np.ndarray:
@@ -123,49 +154,52 @@ class Bits:
 class Acc:
     """A mutable set of elements that backward contributions are OR-ed into (row form)."""
 
-    __slots__ = ("shape", "view", "st", "maps", "_flats")
+    __slots__ = ("shape", "view", "st", "maps", "_flats", "_filled")
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
         self.view = row_view(shape)
-        r, m, w = self.view
-        self.st = np.zeros(r, dtype=np.uint8)
-        self.maps = np.empty((r, m, (w + 63) >> 6), dtype=np.uint64)
+        self.st, self.maps = _empty_rows(self.view)
+        self.st.fill(0)
         self._flats: list[np.ndarray] = []
+        self._filled = False
 
     def fill(self) -> None:
         """Every element set."""
-        self.st[:] = 1
+        self.st.fill(1)
         self._flats.clear()
+        self._filled = True
 
     def or_bits(self, bits: Bits) -> None:
         """``self |= bits``."""
-        if bits.is_empty:
+        if self._filled or bits.is_empty:
             return
         if bits.is_full:
             self.fill()
             return
-        if bits._st is not None:
+        if bits.has_rows:
             st, maps = bits.rows()
-            K.or_channels(self.st, self.maps, 0, st, maps, 0, self.view[0])
+            KR.or_rows(self.st, self.maps, 0, st, maps, 0, self.view[0])
         else:
             self._flats.append(bits.flat())
 
     def or_flat(self, flat: np.ndarray) -> None:
         """``self |=`` a 0/1 uint8 (or bool) array of ``numel`` elements in C order."""
-        self._flats.append(np.ascontiguousarray(flat).reshape(-1).view(np.uint8))
-
-    def full(self) -> bool:
-        return bool((self.st == 1).all())
+        if not self._filled:
+            self._flats.append(np.ascontiguousarray(flat).reshape(-1).view(np.uint8))
 
     def freeze(self) -> Bits:
         """The accumulated set (the accumulator must not be used afterwards)."""
+        if self._filled:
+            return Bits(self.shape, const=1, st=self.st, maps=self.maps)
         w = self.view[2]
-        K.normalize(self.st, self.maps, w)
-        if self._flats and not (self.st == 1).all():
-            flat = self._flats[0] if len(self._flats) == 1 else np.bitwise_or.reduce(self._flats)
-            K.or_flat(self.st, self.maps, w, flat)
-        return Bits(self.shape, st=self.st, maps=self.maps)
+        frow = full_line(w)
+        code = int(KR.normalize(self.st, self.maps, w, frow))
+        if self._flats and code != 1:
+            flats = self._flats
+            flat = flats[0] if len(flats) == 1 else np.bitwise_or.reduce(flats)
+            code = int(KR.or_flat(self.st, self.maps, w, flat, frow))
+        return Bits(self.shape, const=code, st=self.st, maps=self.maps)
 
 
 def bits_and(a: Bits, b: Bits) -> Bits:

@@ -1,6 +1,6 @@
 """Numba kernels of reachability on flat 0/1 byte arrays (private).
 
-The row-bitmap kernels of :mod:`sparsegraph.graph._kernels_reach` serve the CNN hot path; these
+The row-bitmap kernels of :mod:`sparsegraph.graph._kernels_conv` serve the CNN hot path; these
 serve the kinds that move elements between axes (index maps of any rank) and convolutions that
 are not 1-d/2-d (3-d and transposed convolutions). Every array is C-contiguous uint8 holding 0/1
 (or int64 index arrays); the callers validate everything. Every kernel is also valid Python.

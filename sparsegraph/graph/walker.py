@@ -28,8 +28,8 @@ import numpy as np
 
 from ._bits import Acc, Bits
 from .kinds import KINDS
-from .kinds.layer import scatter_effective, to_native, use_mask
-from .network import Network, aligned8, empty_aligned8
+from .kinds.layer import flat, scatter_effective, to_native, use_mask
+from .network import Network
 
 __all__ = ["BitsWalk", "FlowWalk", "Scaled", "UnitsWalk", "plans"]
 
@@ -69,8 +69,10 @@ class BitsWalk(_Uses):
     ----------
     net : Network
     masks : mapping of str to ndarray of bool
-        A canonical mask for **every** layer (C-contiguous bool with 0/1 bytes, as
-        :func:`sparsegraph._args.check_masks` returns them).
+        A C-contiguous bool mask for **every** layer, as :func:`sparsegraph._args.check_masks`
+        returns them. Their bytes need not be 0/1 (``check_masks(..., raw_bool=True)``): every
+        bits rule reads a nonzero byte as kept, and every array the walk writes (the effective
+        masks included) holds only 0 and 1.
     """
 
     def __init__(self, net: Network, masks: Mapping[str, np.ndarray]) -> None:
@@ -81,23 +83,30 @@ class BitsWalk(_Uses):
         self.fwd_z: list[Bits] = []
         self.bwd: list[Bits] = []
         self._kmask: dict[int, np.ndarray] = {}
+        self._kflat: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._vec: dict[tuple[int, int], np.ndarray] = {}
         self._eff: dict[int, np.ndarray] = {}
+        #: what a kind's forward rule leaves for its backward rule, by node id
+        self.carry: dict[int, Any] = {}
 
     # layer uses ------------------------------------------------------------------------
     def kernel_mask(self, node: Any) -> np.ndarray:
         """This use's mask as the kernels read it: uint8 ``(out, in // groups * K)`` rows
-        (``(vocabulary, dim)`` for an embedding), 8-byte aligned."""
+        (``(vocabulary, dim)`` for an embedding), C-contiguous, nonzero = kept."""
         m = self._kmask.get(node.id)
         if m is None:
             layer = self.net.layers[node.layer]
-            m = aligned8(use_mask(layer, node, self.masks[layer.name]))
+            m = use_mask(layer, node, self.masks[layer.name])
             self._kmask[node.id] = m
         return m
 
-    def empty_kernel(self, node: Any) -> np.ndarray:
-        """An uninitialised aligned uint8 array of the kernel mask's shape."""
-        return empty_aligned8(self.kernel_mask(node).shape)
+    def kernel_flat(self, node: Any) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`kernel_mask` flat, and the same bytes as uint64 words (or an empty array when
+        rows are not whole words), as the row kernels take it."""
+        m = self._kflat.get(node.id)
+        if m is None:
+            m = self._kflat[node.id] = flat(self.kernel_mask(node))
+        return m
 
     def rowany(self, node: Any) -> np.ndarray:
         """Per output unit, whether it keeps any weight (bool)."""
@@ -110,11 +119,11 @@ class BitsWalk(_Uses):
     def _any(self, node: Any, axis: int) -> np.ndarray:
         key = (node.id, axis)
         if key not in self._vec:
-            self._vec[key] = self.kernel_mask(node).view(np.bool_).any(axis)
+            self._vec[key] = self.kernel_mask(node).any(axis)  # uint8: nonzero = kept
         return self._vec[key]
 
     def add_effective(self, node: Any, eff: np.ndarray | None) -> None:
-        """Record the effective weights of one use (kernel layout, uint8; None: none)."""
+        """Record the effective weights of one use (kernel layout, uint8 0/1; None: none)."""
         if eff is not None:
             li = node.layer
             self._eff[li] = scatter_effective(self.net.layers[li], node, eff, self._eff.get(li))
@@ -122,12 +131,13 @@ class BitsWalk(_Uses):
     # the walk ---------------------------------------------------------------------------
     def forward(self) -> BitsWalk:
         """Reached (and nonzero) elements of every node."""
+        fwd_r, fwd_z, track_z = self.fwd_r, self.fwd_z, self.track_z
         for node, plan in zip(self.net.nodes, self.plans, strict=True):
-            ins_r = [self.fwd_r[i] for i in node.inputs]
-            ins_z = [self.fwd_z[i] for i in node.inputs] if self.track_z else None
-            r, z = KINDS[node.kind].forward(self, node, plan, ins_r, ins_z)
-            self.fwd_r.append(r)
-            self.fwd_z.append(z)
+            ins = node.inputs
+            r, z = KINDS[node.kind].forward(self, node, plan, [fwd_r[i] for i in ins],
+                                            [fwd_z[i] for i in ins] if track_z else None)
+            fwd_r.append(r)
+            fwd_z.append(z)
         return self
 
     def backward(self) -> BitsWalk:
@@ -145,18 +155,19 @@ class BitsWalk(_Uses):
             bwd[n] = out
             if not node.inputs or out.is_empty:
                 continue  # nothing alive downstream: nothing to send back, nothing effective
-            kind = KINDS[node.kind]
             ins = []
             for i in node.inputs:
-                if accs[i] is None:
-                    accs[i] = Acc(nodes[i].shape)
-                ins.append(accs[i])
-            kind.backward(self, node, self.plans[n], out, ins)
+                a = accs[i]
+                if a is None:
+                    a = accs[i] = Acc(nodes[i].shape)
+                ins.append(a)
+            KINDS[node.kind].backward(self, node, self.plans[n], out, ins)
         self.bwd = bwd  # type: ignore[assignment]
         return self
 
     def effective(self) -> dict[str, np.ndarray]:
-        """The effective mask of every layer (bool, the weight's shape), in layer order."""
+        """The effective mask of every layer (bool with 0/1 bytes, the weight's shape), in
+        layer order."""
         out = {}
         for li, layer in enumerate(self.net.layers):
             e = self._eff.get(li)

@@ -24,7 +24,7 @@ a brute-force walk over every element.
 
 The kernels keep, per tensor row (channel), a status byte (all dead / all alive / mixed) and a
 bitmap only for mixed rows, so that at practical densities the cost of a CNN is close to one read
-and one write of the masks; see :mod:`sparsegraph.graph._kernels_reach`.
+and one write of the masks; see :mod:`sparsegraph.graph._kernels_conv`.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ class Reachability:
 
 def _walk(net: Network, masks: Mapping[str, Any]) -> BitsWalk:
     net = check_network(net)
-    return BitsWalk(net, check_masks(net, masks)).forward().backward()
+    # the walk's kernels read any nonzero byte of a bool mask as kept and write 0/1 only, so
+    # the door need not scan bool masks for other bytes
+    return BitsWalk(net, check_masks(net, masks, raw_bool=True)).forward().backward()
 
 
 def effective_masks(net: Network, masks: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -27,13 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import _kernels_conv as KC
 from .. import _kernels_flat as KF
-from .. import _kernels_reach as K
-from .._bits import Bits, row_view
+from .. import _kernels_linear as KL
+from .._bits import Bits, full_line
 from . import Kind, bad
 
-__all__ = ["KINDS", "bag_nodes", "from_native", "native_shape", "scatter_effective",
-           "to_native", "use_mask"]
+__all__ = ["KINDS", "bag_nodes", "flat", "from_native", "native_shape", "new_rows",
+           "scatter_effective", "to_native", "use_mask"]
 
 OPS = ("linear", "conv", "conv_transpose", "embedding")
 
@@ -99,11 +100,36 @@ def from_native(dst: np.ndarray, native: np.ndarray, view: Any) -> None:
 
 def use_mask(layer: Any, node: Any, mask: np.ndarray) -> np.ndarray:
     """A use's mask as the kernels read it, from the layer's mask (bool, the parameter's
-    shape): uint8 ``(out, in // groups * K)`` rows (``(vocabulary, dim)`` for an embedding),
-    C-contiguous (a view of ``mask`` when it already is)."""
+    shape; its bytes may be any nonzero value for True): uint8 ``(out, in // groups * K)`` rows
+    (``(vocabulary, dim)`` for an embedding), C-contiguous (a view of ``mask`` when it already
+    is), nonzero = kept."""
     p = node.params
     native = to_native(mask, p.get("view"))
-    return np.ascontiguousarray(_kernel_layout(p["op"], native, p.get("groups", 1))).view(np.uint8)
+    m = np.ascontiguousarray(_kernel_layout(p["op"], native, p.get("groups", 1))).view(np.uint8)
+    if m.ndim == 2 and m.shape[1] % 8 == 0 and not m.view(np.uint64).flags.aligned:
+        out = new_rows(m.shape)
+        out[...] = m
+        return out
+    return m
+
+
+def new_rows(shape: tuple[int, int]) -> np.ndarray:
+    """An uninitialised uint8 ``(rows, n)`` array whose rows are aligned 8-byte words when
+    ``n % 8 == 0`` (see :func:`flat`)."""
+    if shape[1] % 8 == 0:
+        return np.empty((shape[0], shape[1] // 8), dtype=np.uint64).view(np.uint8)
+    return np.empty(shape, dtype=np.uint8)
+
+
+_NO_WORDS = np.empty(0, dtype=np.uint64)
+
+
+def flat(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A kernel mask (from :func:`use_mask` or :func:`new_rows`) as the kernels take it: its
+    bytes, flat, and the same buffer as uint64 words, or an empty array when rows are not
+    whole words (the kernels then read bytes); see :mod:`sparsegraph.graph._kernels_rows`."""
+    m8 = m.reshape(-1)
+    return m8, (m8.view(np.uint64) if m.shape[1] % 8 == 0 else _NO_WORDS)
 
 
 def scatter_effective(layer: Any, node: Any, eff: np.ndarray, dst: np.ndarray | None
@@ -196,36 +222,41 @@ class LayerUse(Kind):
         op, view = p["op"], p.get("view")
         w = native_shape(layer, view)
         if op in ("linear", "embedding"):
-            return (op, view, w, None)
+            vector = op == "linear" and len(net.nodes[node.inputs[0]].shape) == 1
+            return (op, view, w, ("vector", 1, w[1]) if vector else None)
         g = p.get("groups", 1)
         src = net.nodes[node.inputs[0]].shape
         kernel = w[2:]
         if op == "conv" and len(kernel) <= 2:
-            return (op, view, w, ("fast", g) + _conv2d_plan(src, node.shape, kernel, p, g))
+            return (op, view, w, ("fast", g, math.prod(w[1:])) + _conv2d_plan(src, node.shape,
+                                                                               kernel, p, g))
         pairs = KF.tap_pairs(src[1:], node.shape[1:], kernel, p["stride"], p["padding"],
                              p["dilation"], op == "conv_transpose")
         cin = src[0]
         return (op, view, w, ("pairs", g, cin // g, node.shape[0] // g) + pairs)
 
     # -- bits -----------------------------------------------------------------------------
-    def reach(self, w, node, plan, ins):
+    def forward(self, w, node, plan, ins_r, ins_z):
+        r = self.reach(w, node, plan, ins_r, record=True)
+        if ins_z is None or ins_z[0] is ins_r[0]:
+            return r, r
+        return r, self.reach(w, node, plan, ins_z)
+
+    def reach(self, w, node, plan, ins, record=False):
+        """The output's set elements; with ``record`` (the reached elements), the row kernels
+        also write the use's effective mask for the case that every output is alive backward
+        (``w.carry[node.id]``; :meth:`backward` fixes the rest)."""
         x = ins[0]
         if x.is_empty:
             return Bits.empty(node.shape)
-        op = plan[0]
+        op, cp = plan[0], plan[3]
+        if cp is not None and cp[0] != "pairs":
+            return _rows_forward(w, node, cp, x, record)
         m = w.kernel_mask(node)
         if op == "linear":
-            if len(w.shape_of(node.inputs[0])) == 1:
-                st = np.empty(node.shape[0], dtype=np.uint8)
-                K.linear_forward(m, x.rows()[0], st)
-                return Bits(node.shape, st=st, maps=np.empty((st.shape[0], 1, 1), np.uint64))
             return _linear_forward(node, m, x, w.rowany(node))
         if op == "embedding":
-            colany = m.any(0)
-            return Bits.from_dense(x.nd()[..., None] & colany)
-        cp = plan[3]
-        if cp[0] == "fast":
-            return _conv2d_forward(node, m, x, cp)
+            return Bits.from_dense(x.nd()[..., None] & w.colany(node))
         _, g, cin_g, cout_g, ptr, tpo, tpi = cp
         out = np.empty((node.shape[0], math.prod(node.shape[1:])), dtype=np.uint8)
         xin = x.flat().reshape(w.shape_of(node.inputs[0])[0], -1)
@@ -233,38 +264,32 @@ class LayerUse(Kind):
         return Bits.from_flat(node.shape, out)
 
     def backward(self, w, node, plan, out, accs):
-        op = plan[0]
-        m = w.kernel_mask(node)
+        op, cp = plan[0], plan[3]
         src = node.inputs[0]
         fwd = w.fwd_r[src]
         if out.is_empty:  # nothing alive downstream: no effective weight, nothing sent back
             w.add_effective(node, None)
             return
+        if cp is not None and cp[0] != "pairs":
+            w.add_effective(node, _rows_backward(w, node, cp, fwd, out, accs[0]))
+            return
+        m = w.kernel_mask(node)
         if op == "linear":
-            if len(w.shape_of(src)) == 1:
-                eff = w.empty_kernel(node)
-                acc = accs[0]
-                K.linear_backward(m, eff, fwd.rows()[0], out.rows()[0], acc.st)
-            else:
-                eff = _linear_backward(node, m, fwd, out, accs[0], w.colany(node))
+            eff = _linear_backward(node, m, fwd, out, accs[0], w.colany(node))
         elif op == "embedding":
             d = m.shape[1]
             vec = (out.nd() & fwd.nd()[..., None]).reshape(-1, d).any(0)
-            eff = (m & vec).astype(np.uint8)
-            accs[0].or_flat(np.ascontiguousarray((out.nd() & m.any(0)).any(-1)))
+            eff = np.logical_and(m, vec).view(np.uint8)
+            accs[0].or_flat(np.ascontiguousarray((out.nd() & w.colany(node)).any(-1)))
         else:
-            cp = plan[3]
-            if cp[0] == "fast":
-                eff = _conv2d_backward(w, node, m, fwd, out, accs[0], cp)
-            else:
-                _, g, cin_g, cout_g, ptr, tpo, tpi = cp
-                cin = w.shape_of(src)[0]
-                eff = np.empty(m.shape, dtype=np.uint8)
-                bin_ = np.zeros((cin, math.prod(w.shape_of(src)[1:])), dtype=np.uint8)
-                KF.nd_conv_backward(m, eff, fwd.flat().reshape(cin, -1),
-                                    out.flat().reshape(node.shape[0], -1), bin_, ptr, tpo, tpi,
-                                    cin_g, cout_g)
-                accs[0].or_flat(bin_)
+            _, g, cin_g, cout_g, ptr, tpo, tpi = cp
+            cin = w.shape_of(src)[0]
+            eff = np.empty(m.shape, dtype=np.uint8)
+            bin_ = np.zeros((cin, math.prod(w.shape_of(src)[1:])), dtype=np.uint8)
+            KF.nd_conv_backward(m, eff, fwd.flat().reshape(cin, -1),
+                                out.flat().reshape(node.shape[0], -1), bin_, ptr, tpo, tpi,
+                                cin_g, cout_g)
+            accs[0].or_flat(bin_)
         w.add_effective(node, eff)
 
     # -- flow -----------------------------------------------------------------------------
@@ -381,7 +406,7 @@ def _linear_backward(node, m: np.ndarray, fwd: Bits, out: Bits, acc: Any,
         rows = bm & xm
         if rows.any():
             reach |= (bs[rows].T.astype(np.float32) @ xs[rows].astype(np.float32)) > 0
-    eff = (m & reach).astype(np.uint8)
+    eff = np.logical_and(m, reach).view(np.uint8)  # m: nonzero = kept
     # what is sent back: every input feature with a kept weight to an alive output
     back = np.zeros_like(xs)
     back[bf] = colany
@@ -405,7 +430,8 @@ def _conv2d_plan(src, out, kernel, p, g):
         kh, kw = kernel
         (sy, sx), (py, px), (dy, dx) = p["stride"], p["padding"], p["dilation"]
         hin, win, hout, wout = src[1], src[2], out[1], out[2]
-    taps = np.zeros((kh * kw, 6), dtype=np.int64)
+    k = kh * kw
+    taps = np.zeros((k, 6), dtype=np.int64)
     for ky in range(kh):
         offy = ky * dy - py
         ylo, yhi = max(0, -(offy // sy)), min(hout, (hin - 1 - offy) // sy + 1)
@@ -413,40 +439,82 @@ def _conv2d_plan(src, out, kernel, p, g):
             offx = kx * dx - px
             xlo, xhi = max(0, -(offx // sx)), min(wout, (win - 1 - offx) // sx + 1)
             taps[ky * kw + kx] = (ylo, yhi, xlo, xhi, offy, offx)
-    fv, bi, flags = K.conv_taps(taps, hout, wout, hin, win, sy, sx)
-    cover = (K.tap_cover(fv, flags, wout) if kh * kw <= K.MAX_COVER_TAPS
-             else np.zeros(0, dtype=np.uint8))
+    nwo, nwi = (wout + 63) >> 6, (win + 63) >> 6
+    fv = np.zeros((k, hout, nwo), dtype=np.uint64)
+    bi = np.zeros((k, hin, nwi), dtype=np.uint64)
+    flags = np.zeros((k, 3), dtype=np.uint8)
+    frow_o, frow_i = full_line(wout), full_line(win)
+    KC.conv_taps(taps, sy, sx, fv, bi, flags, frow_o, frow_i)
+    size = 1 << k if k <= KC.MAX_COVER_TAPS else 0
+    cover, bcover = np.zeros(size, dtype=np.uint8), np.zeros(size, dtype=np.uint8)
+    if size:
+        KC.tap_cover(fv, flags, frow_o, np.empty((hout, nwo), dtype=np.uint64), cover)
+        KC.tap_cover(bi, flags, frow_i, np.empty((hin, nwi), dtype=np.uint64), bcover)
     cin = src[0]
-    pos = np.arange(cin // g * kh * kw, dtype=np.int32)
-    chan_of, tap_of = pos // (kh * kw), pos % (kh * kw)
-    return (cin // g, out[0] // g, taps, fv, bi, flags, sy, sx, chan_of, tap_of, cover, win, wout)
+    return (cin // g, out[0] // g, taps, fv, bi, flags, sy, sx, cover, bcover, frow_o, frow_i,
+            (out[0], hout, nwo))
 
 
-def _conv2d_forward(node, m, x, cp):
-    _, g, cin_g, cout_g, taps, fv, bi, flags, sy, sx, chan_of, tap_of, cover, win, wout = cp
+_NO_BYTES = np.zeros(0, dtype=np.uint8)
+_NO_ACC = np.zeros((1, 1), dtype=np.uint64)
+
+
+def _new_flat(size: int, words: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A new flat uint8 buffer of ``size`` bytes and its words (see :func:`flat`)."""
+    if words:
+        e64 = np.empty(size >> 3, dtype=np.uint64)
+        return e64.view(np.uint8), e64
+    return np.empty(size, dtype=np.uint8), _NO_WORDS
+
+
+def _rows_forward(w, node, cp, x, record):
+    """Forward rule of the uses that the row kernels serve (a Linear layer on a vector, 1-d and
+    2-d convolutions); with ``record``, the kernel also writes the effective mask for the case
+    that every output is alive backward, and per group the OR of the mask rows, into
+    ``w.carry`` for :func:`_rows_backward`."""
+    m8, m64 = w.kernel_flat(node)
+    groups, n = cp[1], cp[2]
+    if record:
+        e8, e64 = _new_flat(m8.shape[0], m64.shape[0] > 0)
+        acc = np.zeros((groups, (n + 7) >> 3), dtype=np.uint64)
+        w.carry[node.id] = (e8, e64, acc)
+    else:
+        e8, e64, acc = _NO_BYTES, _NO_WORDS, _NO_ACC
+    if cp[0] == "vector":
+        st = np.empty(node.shape[0], dtype=np.uint8)
+        code = KL.linear_forward(m8, m64, e8, e64, acc, record, n, x.rows()[0], st)
+        return Bits(node.shape, const=code, st=st, maps=np.empty((st.shape[0], 1, 1), np.uint64))
+    (_, g, n, cin_g, cout_g, taps, fv, bi, flags, sy, sx, cover, bcover, frow_o, frow_i,
+     mshape) = cp
     st_in, map_in = x.rows()
-    view = row_view(node.shape)
-    st = np.empty(view[0], dtype=np.uint8)
-    maps = np.empty((view[0], view[1], (view[2] + 63) >> 6), dtype=np.uint64)
-    m8 = m.reshape(-1)
-    K.conv_forward(m, m8, _words(m8), cin_g, cout_g, st_in, map_in, st, maps, taps, fv, flags,
-                   cover, chan_of, tap_of, sy, sx, wout)
-    return Bits(node.shape, st=st, maps=maps)
+    st = np.empty(mshape[0], dtype=np.uint8)
+    maps = np.empty(mshape, dtype=np.uint64)
+    code = KC.conv_forward(m8, m64, e8, e64, acc, record, n, cin_g, cout_g, st_in, map_in, st,
+                           maps, taps, fv, bi, flags, cover, sy, sx, frow_o)
+    return Bits(node.shape, const=code, st=st, maps=maps)
 
 
-def _conv2d_backward(w, node, m, fwd, out, acc, cp):
-    _, g, cin_g, cout_g, taps, fv, bi, flags, sy, sx, chan_of, tap_of, cover, win, wout = cp
-    eff = w.empty_kernel(node)
+def _rows_backward(w, node, cp, fwd, out, acc_in):
+    """Backward rule of the uses of :func:`_rows_forward`: returns the effective mask (flat
+    uint8, kernel layout)."""
+    m8, m64 = w.kernel_flat(node)
+    got = w.carry.pop(node.id, None)
+    written = got is not None
+    if written:
+        e8, e64, acc = got
+    else:
+        (e8, e64), acc = _new_flat(m8.shape[0], m64.shape[0] > 0), _NO_ACC
+    if cp[0] == "vector":
+        KL.linear_backward(m8, m64, e8, e64, acc, written, cp[2], fwd.rows()[0], out.rows()[0],
+                           acc_in.st)
+        return e8
+    (_, g, n, cin_g, cout_g, taps, fv, bi, flags, sy, sx, cover, bcover, frow_o, frow_i,
+     mshape) = cp
     st_fi, map_fi = fwd.rows()
     st_bo, map_bo = out.rows()
-    K.conv_backward(m, _words(m.reshape(-1)), eff, _words(eff.reshape(-1)), cin_g, cout_g,
-                    st_fi, map_fi, st_bo, map_bo, acc.st, acc.maps, taps, fv, bi, flags,
-                    chan_of, tap_of, sy, sx, win)
-    return eff
-
-
-def _words(flat: np.ndarray) -> np.ndarray:
-    return flat[: flat.size // 8 * 8].view(np.uint64)
+    KC.conv_backward(m8, m64, e8, e64, acc, written, n, cin_g, cout_g, st_fi, map_fi, st_bo,
+                     map_bo, acc_in.st, acc_in.maps, taps, fv, bi, flags, bcover, sy, sx, frow_i)
+    return e8
 
 
 def _conv2d_gemm(torch, F, xp, wt, stride, dilation, g, out):

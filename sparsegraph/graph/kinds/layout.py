@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from .. import _kernels_flat as KF
-from .. import _kernels_reach as K
-from .._bits import Bits, row_view
+from .. import _kernels_linear as KL
+from .. import _kernels_rows as KR
+from .._bits import Bits, full_line, row_view
 from . import Kind, bad
 
 __all__ = ["KINDS", "identity_window", "index_params"]
@@ -142,7 +143,9 @@ class Index(Kind):
             cov_w = np.zeros(w_in, dtype=bool)
             cov_w[ww[1]] = True
             pb, pb_st = _bitmap(cov_h, cov_w, h_in, w_in)
-            return ("pool", wh[0], wh[1], ww[0], ww[1], pf, pf_st, pb, pb_st)
+            r, m, wd = row_view(node.shape)
+            return ("pool", wh[0], wh[1], ww[0], ww[1], pf, pf_st, pb, pb_st, full_line(w_out),
+                    (r, m, (wd + 63) >> 6), (w_in + 63) >> 6)
         steps = [(k, wins[k][0], wins[k][1]) for k in range(rank) if wins[k] is not None]
         return ("flat", None if identity_perm else perm, steps)
 
@@ -152,11 +155,12 @@ class Index(Kind):
             return Bits.empty(node.shape)
         if plan[0] == "pool":
             st_in, map_in = x.rows()
-            r, m, wd = row_view(node.shape)
-            st = np.empty(r, dtype=np.uint8)
-            maps = np.empty((r, m, (wd + 63) >> 6), dtype=np.uint64)
-            K.pool_forward(st_in, map_in, st, maps, *plan[1:7], wd)
-            return Bits(node.shape, st=st, maps=maps)
+            mshape = plan[10]
+            st = np.empty(mshape[0], dtype=np.uint8)
+            maps = np.empty(mshape, dtype=np.uint64)
+            code = KL.pool_forward(st_in, map_in, st, maps, *plan[1:7], plan[9],
+                                   np.empty(plan[11], dtype=np.uint64))
+            return Bits(node.shape, const=code, st=st, maps=maps)
         _, perm, steps = plan
         a = x.flat().reshape(w.shape_of(node.inputs[0]))
         if perm is not None:
@@ -173,8 +177,8 @@ class Index(Kind):
         if plan[0] == "pool":
             st, maps = out.rows()
             acc = accs[0]
-            K.pool_backward(st, maps, acc.st, acc.maps, plan[1], plan[2], plan[3], plan[4],
-                            plan[7], plan[8], acc.view[2])
+            KL.pool_backward(st, maps, acc.st, acc.maps, plan[1], plan[2], plan[3], plan[4],
+                             plan[7], plan[8], np.empty(plan[11], dtype=np.uint64))
             return
         _, perm, steps = plan
         src_shape = w.shape_of(node.inputs[0])
@@ -231,7 +235,7 @@ def _bitmap(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> tuple[np.ndar
     dense = np.ascontiguousarray(np.outer(rows, cols), dtype=np.uint8)
     st = np.zeros(1, dtype=np.uint8)
     maps = np.empty((1, h, (w + 63) >> 6), dtype=np.uint64)
-    K.or_flat(st, maps, w, dense.ravel())
+    KR.or_flat(st, maps, w, dense.ravel(), full_line(w))
     if st[0] != 2:
         maps[0] = 0
     return maps[0], int(st[0])
@@ -334,7 +338,7 @@ class Cat(Kind):
             st, maps = out.rows()
             off = 0
             for acc, c in zip(accs, sizes, strict=True):
-                K.or_channels(acc.st, acc.maps, 0, st, maps, off, c)
+                KR.or_rows(acc.st, acc.maps, 0, st, maps, off, c)
                 off += c
             return
         parts = np.split(out.nd(), np.cumsum(sizes)[:-1], axis=axis)

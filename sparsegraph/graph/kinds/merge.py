@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _kernels_reach as K
-from .._bits import Bits, bits_and, bits_or
+from .. import _kernels_rows as KR
+from .._bits import Bits, bits_and, bits_or, full_line
 from . import Kind, bad
 
 __all__ = ["KINDS"]
@@ -53,15 +53,15 @@ class Add(Kind):
             return Bits.empty(node.shape)
         if len(live) == 1:
             return live[0]
-        if all(b._st is not None for b in live):  # row form: OR the rows
+        if all(b.has_rows for b in live):  # row form: OR the rows
             r, m, wd = live[0].view
             st = np.zeros(r, dtype=np.uint8)
             maps = np.empty((r, m, (wd + 63) >> 6), dtype=np.uint64)
             for b in live:
                 s, mp = b.rows()
-                K.or_channels(st, maps, 0, s, mp, 0, r)
-            K.normalize(st, maps, wd)
-            return Bits(node.shape, st=st, maps=maps)
+                KR.or_rows(st, maps, 0, s, mp, 0, r)
+            code = KR.normalize(st, maps, wd, full_line(wd))
+            return Bits(node.shape, const=code, st=st, maps=maps)
         out = live[0]
         for b in live[1:]:
             out = bits_or(out, b)
