@@ -181,14 +181,16 @@ class BitsWalk(_Uses):
 
 class Scaled:
     """A non-negative tensor as ``h * exp(s)`` with ``h.max() == 1`` (``s = -inf`` when all
-    zero)."""
+    zero). With ``owned``, ``h`` is a fresh tensor that may be divided in place."""
 
     __slots__ = ("h", "s")
 
-    def __init__(self, h: Any, s: float = 0.0) -> None:
-        m = float(h.detach().max()) if h.numel() else 0.0
+    def __init__(self, h: Any, s: float = 0.0, *, owned: bool = False) -> None:
+        m = float(h.max()) if h.numel() else 0.0
         if m > 0.0 and math.isfinite(s):
-            self.h, self.s = h / m, s + math.log(m)
+            if m != 1.0:
+                h = h.div_(m) if owned else h / m
+            self.h, self.s = h, s + math.log(m)
         else:
             self.h, self.s = h, -math.inf
 
@@ -204,7 +206,31 @@ def _common(parts: list[Scaled]) -> tuple[list[Any], float]:
     if not live:
         return [p.h for p in parts], 0.0
     top = max(live)
-    return [p.h * math.exp(p.s - top) if p.s != -math.inf else p.h for p in parts], top
+    return [p.h * math.exp(p.s - top) if p.s not in (top, -math.inf) else p.h
+            for p in parts], top
+
+
+def _merged(parts: list[Scaled]) -> Scaled:
+    """The sum of scaled tensors, rescaled."""
+    if len(parts) == 1:
+        return parts[0]
+    hs, t = _common(parts)
+    return Scaled(sum(hs[1:], hs[0]), t, owned=True)
+
+
+_CONSTS: weakref.WeakKeyDictionary[Network, dict[Any, Any]] = weakref.WeakKeyDictionary()
+_UPSTREAM: weakref.WeakKeyDictionary[Network, list[bool]] = weakref.WeakKeyDictionary()
+
+
+def _upstream(net: Network) -> list[bool]:
+    """Per node, whether a layer use is the node or lies upstream of it."""
+    up = _UPSTREAM.get(net)
+    if up is None:
+        up = []
+        for node in net.nodes:
+            up.append(KINDS[node.kind].has_weight or any(up[i] for i in node.inputs))
+        _UPSTREAM[net] = up
+    return up
 
 
 class FlowWalk(_Uses):
@@ -216,60 +242,119 @@ class FlowWalk(_Uses):
     weights : sequence of torch.Tensor
         Per layer (network order), non-negative float64 tensors of the weight's shape (masked
         weights: zero where pruned). For path counts these are the 0/1 masks; for SynFlow
-        ``|w|`` times the mask. They may require grad.
+        ``|w|`` times the mask.
+    kept : sequence of ndarray of int64, optional
+        Per layer, ascending flat positions outside which the weight is zero (SynFlow's kept
+        weights). Weight gradients are then reported at these positions only, as flat
+        tensors in this order; without it, the support is read off the weights (their
+        nonzero positions) and the gradients are full tensors of the weight's shape, zero
+        outside the support.
+
+    Notes
+    -----
+    Each kind's :meth:`~sparsegraph.graph.kinds.Kind.flow` is its local torch op; the backward
+    of a node is the kind's explicit rule where it has one (layer uses as restricted matrix
+    products, :mod:`sparsegraph.graph.kinds.layer_flow`), else autograd on that local op. Every
+    gradient is rescaled per node as the forward values are. Constants of the network (window
+    matrices, keep masks) are built once per network and reused by every walk.
     """
 
-    def __init__(self, net: Network, weights: list[Any]) -> None:
+    def __init__(self, net: Network, weights: list[Any], *,
+                 kept: list[np.ndarray] | None = None) -> None:
         import torch
 
         super().__init__(net)
         self.torch = torch
-        self.weights = weights
+        self.weights = [w.detach() for w in weights]
         self.plans, nonlinear = plans(net)
-        self._cache: dict[Any, Any] = {}
+        self._kept = kept
+        self._walk: dict[Any, Any] = {}
+        self._leaves: dict[int, Any] = {}
         self._zbits: list[Bits] | None = None
         if nonlinear:  # products and gates need each factor's nonzero elements
-            masks = {layer.name: np.ascontiguousarray(w.detach().cpu().numpy() != 0)
-                     for layer, w in zip(net.layers, weights, strict=True)}
+            masks = {layer.name: np.ascontiguousarray(w.cpu().numpy() != 0)
+                     for layer, w in zip(net.layers, self.weights, strict=True)}
             self._zbits = BitsWalk(net, masks).forward().fwd_z
         self.fwd: list[Scaled] = []
         self._local: list[tuple[Any, list[Any], float] | None] = []
 
+    # what the kinds use ----------------------------------------------------------------
     def weight(self, node: Any) -> Any:
         """This use's weight (float64 tensor, the op's own layout)."""
-        return to_native(self.weights[node.layer], node.params.get("view"))
+        li = node.layer
+        return to_native(self._leaves.get(li, self.weights[li]), node.params.get("view"))
+
+    def support(self, li: int) -> np.ndarray | None:
+        """Ascending flat positions outside which layer ``li``'s weight is zero (None: the
+        whole weight)."""
+        def make() -> np.ndarray | None:
+            if self._kept is not None:
+                pos = self._kept[li]
+            else:
+                pos = np.flatnonzero(self.weights[li].cpu().numpy().reshape(-1))
+            return None if pos.size == self.net.layers[li].params else pos
+        return self.per_walk(("support", li), make)
 
     def z(self, i: int) -> Any:
         """Node ``i``'s nonzero elements as a float64 0/1 tensor."""
-        return self.cached(("z", i), lambda: self.torch.from_numpy(
+        return self.per_walk(("z", i), lambda: self.torch.from_numpy(
             self._zbits[i].dense().astype(np.float64)))
 
     def cached(self, key: Any, make: Callable[[], Any]) -> Any:
-        """A value computed once per walk."""
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
+        """A constant of the network (a function of its nodes only, never of the weights),
+        computed once per network and shared by every walk."""
+        store = _CONSTS.setdefault(self.net, {})
+        if key not in store:
+            store[key] = make()
+        return store[key]
 
+    def per_walk(self, key: Any, make: Callable[[], Any]) -> Any:
+        """A value computed once per walk (it may depend on the weights)."""
+        if key not in self._walk:
+            self._walk[key] = make()
+        return self._walk[key]
+
+    def keep(self, node: Any, value: Any) -> None:
+        """Keep what the explicit backward of ``node`` needs."""
+        self._walk[("saved", node.id)] = value
+
+    def kept(self, node: Any) -> Any:
+        """What :meth:`keep` kept for ``node``."""
+        return self._walk[("saved", node.id)]
+
+    # the walk ---------------------------------------------------------------------------
     def forward(self, *, grad: bool = False) -> FlowWalk:
         """Forward path counts of every node; with ``grad``, keep what :meth:`backward`
         needs."""
         torch = self.torch
-        with torch.set_grad_enabled(grad):
-            for node, plan in zip(self.net.nodes, self.plans, strict=True):
-                xs, s = _common([self.fwd[i] for i in node.inputs])
-                if grad:
-                    xs = [x.detach().requires_grad_(True) for x in xs]
-                raw = KINDS[node.kind].flow(self, node, plan, xs)
+        for node, plan in zip(self.net.nodes, self.plans, strict=True):
+            kind = KINDS[node.kind]
+            xs, s = _common([self.fwd[i] for i in node.inputs])
+            if grad and not kind.flow_explicit(node):
+                xs = [x.detach().requires_grad_(True) for x in xs]
+                if kind.has_weight and node.layer not in self._leaves:
+                    self._leaves[node.layer] = self.weights[node.layer].requires_grad_(True)
+                with torch.enable_grad():
+                    raw = kind.flow(self, node, plan, xs)
                 self.fwd.append(Scaled(raw.detach(), s))
-                self._local.append((raw, xs, s) if grad else None)
+                self._local.append((raw, xs, s))
+                continue
+            explicit = kind.flow_explicit(node)
+            with torch.no_grad():
+                raw = kind.flow(self, node, plan, xs)
+            self.fwd.append(Scaled(raw, s, owned=explicit))  # explicit rules return fresh tensors
+            self._local.append((None, xs, s) if grad else None)
         return self
 
     def backward(self, *, weights: bool = False) -> tuple[list[Scaled], list[list[Scaled]]]:
         """Backward path counts of every node (paths from each element to the outputs) and,
         with ``weights``, the gradient of the total path count with respect to every layer's
-        weight tensor, per use. Needs :meth:`forward` with ``grad=True``."""
+        weight, per use (see ``kept``). Needs :meth:`forward` with ``grad=True``. With
+        ``weights``, only the gradients that lead to a weight are computed: the backward
+        counts of nodes with no layer upstream are left at zero."""
         torch = self.torch
         nodes = self.net.nodes
+        need = _upstream(self.net) if weights else [True] * len(nodes)
         pending: list[list[Scaled]] = [[] for _ in nodes]
         for o in self.net.outputs:
             pending[o].append(Scaled(torch.ones(nodes[o].shape, dtype=torch.float64)))
@@ -278,28 +363,61 @@ class FlowWalk(_Uses):
         for n in range(len(nodes) - 1, -1, -1):
             node = nodes[n]
             parts = pending[n]
-            if parts:
-                hs, t = _common(parts)
-                g = Scaled(sum(hs[1:], hs[0]), t) if len(hs) > 1 else Scaled(hs[0], t)
-            else:
-                g = Scaled(torch.zeros(node.shape, dtype=torch.float64))
+            pending[n] = []
+            g = _merged(parts) if parts else Scaled(torch.zeros(node.shape, dtype=torch.float64))
             bwd[n] = g
             local = self._local[n]
-            if g.s == -math.inf or local is None:
+            if g.s == -math.inf or local is None or not need[n]:
                 continue
             raw, xs, s = local
-            wleaf = self.weights[node.layer] if weights and KINDS[node.kind].has_weight else None
-            targets = [x for x in xs] + ([wleaf] if wleaf is not None else [])
-            if not targets or not raw.requires_grad:
-                continue
-            res = torch.autograd.grad(raw, targets, grad_outputs=g.h, allow_unused=True)
-            for i, r in zip(node.inputs, res[:len(xs)], strict=True):
+            kind = KINDS[node.kind]
+            want = [need[i] for i in node.inputs]
+            want_w = weights and kind.has_weight
+            if raw is None:
+                res_in, res_w = kind.flow_vjp(self, node, self.plans[n], xs, g.h, want, want_w)
+                fresh = True
+            else:
+                res_in, res_w = self._autograd(node, raw, xs, g.h, want, want_w)
+                fresh = False
+            for i, r in zip(node.inputs, res_in, strict=True):
                 if r is not None:
-                    pending[i].append(Scaled(r, g.s))
-            if wleaf is not None and res[-1] is not None:
-                wgrads[node.layer].append(Scaled(res[-1], g.s + s))
+                    pending[i].append(Scaled(r, g.s, owned=fresh))
+            if res_w is not None:
+                gw = self._at_support(node.layer, res_w, fresh)
+                wgrads[node.layer].append(Scaled(gw, g.s + s, owned=fresh))
         self._local = [None] * len(nodes)
+        self._walk.clear()
         return bwd, wgrads
+
+    def _autograd(self, node: Any, raw: Any, xs: list[Any], g: Any, want: list[bool],
+                  want_w: bool) -> tuple[list[Any], Any]:
+        """The local vector-Jacobian products of a node by autograd."""
+        targets = [x for x, w in zip(xs, want, strict=True) if w]
+        if want_w:
+            targets.append(self._leaves[node.layer])
+        if not targets or not raw.requires_grad:
+            return [None] * len(xs), None
+        res = list(self.torch.autograd.grad(raw, targets, grad_outputs=g, allow_unused=True))
+        gw = res.pop() if want_w else None
+        it = iter(res)
+        return [next(it) if w else None for w in want], gw
+
+    def _at_support(self, li: int, grad: Any, explicit: bool) -> Any:
+        """A weight gradient in the layout promised by ``kept``. ``grad`` is a full tensor
+        (autograd, or an explicit rule on a weight supported everywhere) or, from an explicit
+        rule, flat at the support (:meth:`support`)."""
+        layer = self.net.layers[li]
+        sup = self.support(li)
+        if explicit and sup is not None:  # flat at the support
+            if self._kept is not None:
+                return grad
+            out = grad.new_zeros(layer.params)
+            out[self.torch.from_numpy(sup)] = grad
+            return out.reshape(layer.shape)
+        if self._kept is None:
+            return grad.reshape(layer.shape)
+        flat = grad.reshape(-1)
+        return flat if sup is None else flat.index_select(0, self.torch.from_numpy(sup))
 
 
 # ----------------------------------------------------------------------------------- units

@@ -30,7 +30,6 @@ in :attr:`PruneMasks.collapsed_layers`.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -43,18 +42,15 @@ from torch import nn
 from .._args import (
     check_count,
     check_density,
-    check_masks,
-    check_network,
     check_seed,
     select_layers,
-    suggest,
-    to_numpy,
 )
 from ..errors import ArgumentError, LayerCollapseWarning, MaskError, QuotaError, TraceError
 from ..graph.network import Network
-from ..graph.walker import FlowWalk, Scaled, _common
 from ..registry import Scheme, SchemeView, names
 from ..registry import get as get_scheme
+from ._scoring import _top_global, _top_k, _top_layer, _weights  # noqa: F401 (_top_k: re-export)
+from .synflow import _synflow, synflow_scores  # noqa: F401 (the registry's synflow record)
 
 __all__ = ["PRUNERS", "LayerCollapseWarning", "PruneMasks", "prune", "synflow_scores"]
 
@@ -88,60 +84,7 @@ class PruneMasks(dict):
         return self.scheme
 
 
-# --------------------------------------------------------------------------------- selection
-
-
-def _top_k(flat: np.ndarray, eligible: np.ndarray | None, k: int) -> np.ndarray:
-    """Bool mask of the ``k`` highest eligible scores, ties broken by the lowest position.
-
-    The same set as the first ``k`` of a stable sort of ``-score``, found in linear time: the
-    k-th largest value ``t`` by ``np.partition``, every score above ``t``, then the first of
-    the scores equal to ``t`` by position. NaN ranks below every number.
-    """
-    flat = np.asarray(flat, dtype=np.float64).reshape(-1)
-    if eligible is not None:
-        idx = np.flatnonzero(eligible)
-        keep = np.zeros(flat.size, dtype=bool)
-        keep[idx[_top_k(flat[idx], None, k)]] = True
-        return keep
-    n = flat.size
-    if k <= 0:
-        return np.zeros(n, dtype=bool)
-    if k >= n:
-        return np.ones(n, dtype=bool)
-    if np.isnan(flat).any():
-        flat = np.where(np.isnan(flat), -np.inf, flat)
-    t = np.partition(flat, n - k)[n - k]
-    keep = flat > t
-    ties = np.flatnonzero(flat == t)[: k - int(np.count_nonzero(keep))]
-    keep[ties] = True
-    return keep
-
-
-def _top_global(scores: list[np.ndarray], eligible: list[np.ndarray], k: int) -> list[np.ndarray]:
-    """Keep the ``k`` highest eligible scores over all layers (positions in layer order)."""
-    flat = np.concatenate([s.ravel() for s in scores]) if scores else np.zeros(0)
-    elig = np.concatenate([e.ravel() for e in eligible]) if eligible else np.zeros(0, bool)
-    keep = _top_k(flat, elig, k)
-    out, start = [], 0
-    for s in scores:
-        out.append(keep[start:start + s.size].reshape(s.shape))
-        start += s.size
-    return out
-
-
-def _top_layer(score: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray:
-    return _top_k(score.ravel(), eligible.ravel(), k).reshape(score.shape)
-
-
 # ------------------------------------------------------------------------------------ scores
-
-
-def _weights(model: nn.Module, names: list[str]) -> list[torch.Tensor]:
-    try:
-        return [model.get_parameter(n) for n in names]
-    except AttributeError as exc:
-        raise MaskError(f"the model has no parameter for a traced layer: {exc}") from None
 
 
 def _batches(data: Any, method: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -294,101 +237,6 @@ def _score_random(model: nn.Module, net: Network, weights: list[torch.Tensor], s
     children = np.random.SeedSequence(seed).spawn(len(weights))
     return [np.random.default_rng(c).random(tuple(w.shape)) for c, w in zip(children, weights,
                                                                              strict=True)]
-
-
-# ----------------------------------------------------------------------------------- synflow
-
-
-def synflow_scores(net: Network, weights: Mapping[str, Any],
-                   masks: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
-    """SynFlow scores ``|w| * dR/d|w|`` of the linearised network, in float64.
-
-    Parameters
-    ----------
-    net : Network
-        The traced network (:func:`sparsegraph.trace`).
-    weights : mapping of str to array-like
-        Every layer's weight (numpy or torch); absolute values are used.
-    masks : mapping of str to array-like, optional
-        Kept weights (0/1); layers without a key are dense.
-
-    Returns
-    -------
-    dict of str to ndarray of float64
-        Scores scaled by one common positive constant (which leaves every ranking unchanged):
-        ``R`` is evaluated with per-tensor rescaling so it neither over- nor underflows.
-
-    Raises
-    ------
-    MaskError
-        For a missing, unknown or misshapen weight, a weight holding NaN or infinity, or a bad
-        mask (values other than 0/1, NaN, wrong shape, unknown layer).
-
-    Notes
-    -----
-    ``R = 1^T (prod_l |W_l| * M_l) 1`` on the network of DESIGN §3: all-ones input, biases and
-    normalisation left out, every pooling the sum over its window (where Tanaka et al.'s code
-    would route a max-pool's gradient to one arg-max), products, contractions and softmax read as
-    path counts (:mod:`sparsegraph.metrics.paths`). A score is nonzero exactly when the weight is
-    kept and lies on an input-to-output path. Every tensor is carried as ``h * exp(s)`` with
-    ``max h = 1``, forward and backward (:class:`sparsegraph.graph.walker.FlowWalk`).
-    Cost: one forward and one backward pass of the linearised model at batch size 1, in float64.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sparsegraph.graph.network import Layer, Network, Node
-    >>> net = Network(
-    ...     layers=(Layer("a.weight", "a", "linear", (2, 2), 2, 2),
-    ...             Layer("b.weight", "b", "linear", (1, 2), 2, 1)),
-    ...     nodes=(Node(0, "input", (), (2,)),
-    ...            Node(1, "layer", (0,), (2,), layer=0, params={"op": "linear"}),
-    ...            Node(2, "layer", (1,), (1,), layer=1, params={"op": "linear"})),
-    ...     outputs=(2,))
-    >>> s = synflow_scores(net, {"a.weight": np.ones((2, 2)), "b.weight": [[1.0, 0.0]]})
-    >>> (s["a.weight"] / s["b.weight"].max()).tolist()
-    [[0.5, 0.5], [0.0, 0.0]]
-    """
-    net = check_network(net)
-    kept = check_masks(net, {} if masks is None else masks)
-    unknown = [k for k in weights if k not in net._index]
-    if unknown:
-        raise MaskError(f"synflow_scores: weight for unknown layer {unknown[0]!r}"
-                        f"{suggest(str(unknown[0]), net.names)}")
-    leaves = []
-    for layer in net.layers:
-        if layer.name not in weights:
-            raise MaskError(f"synflow_scores: no weight for layer {layer.name!r}")
-        w = np.asarray(to_numpy(weights[layer.name], f"weight {layer.name!r}"))
-        if w.shape != layer.shape:
-            raise MaskError(f"synflow_scores: weight {layer.name!r} has shape {list(w.shape)}, "
-                            f"expected {list(layer.shape)}")
-        if w.dtype.kind not in "biuf" or not np.isfinite(w).all():
-            raise MaskError(f"synflow_scores: weight {layer.name!r} holds NaN, infinity or "
-                            "non-numeric values")
-        leaves.append(torch.from_numpy(np.abs(w.astype(np.float64)) * kept[layer.name]))
-    grads = _flow(net, leaves)
-    return {layer.name: (w * g).numpy() for layer, w, g in zip(net.layers, leaves, grads,
-                                                                  strict=True)}
-
-
-def _flow(net: Network, effective_weights: list[torch.Tensor]) -> list[torch.Tensor]:
-    """``dR/dw`` for nonnegative float64 weights (already masked), one per layer, all scaled by
-    one common positive constant."""
-    leaves = [w.detach().requires_grad_(True) for w in effective_weights]
-    walk = FlowWalk(net, leaves).forward(grad=True)
-    _, per_use = walk.backward(weights=True)
-    layer_grads: list[Scaled | None] = []
-    for uses in per_use:
-        if not uses:
-            layer_grads.append(None)
-            continue
-        hs, s = _common(uses)
-        layer_grads.append(Scaled(sum(hs[1:], hs[0]), s) if len(hs) > 1 else Scaled(hs[0], s))
-    live = [g.s for g in layer_grads if g is not None and g.s != -math.inf]
-    top = max(live) if live else 0.0
-    return [torch.zeros_like(w) if g is None or g.s == -math.inf else g.h.detach() * math.exp(
-        g.s - top) for w, g in zip(leaves, layer_grads, strict=True)]
 
 
 # -------------------------------------------------------------------------------- the entry
@@ -600,50 +448,3 @@ def _scores_preserving(model: nn.Module, net: Network, record: Scheme, **kw: Any
             m.train(t)
         for p, f in flags.items():
             p.requires_grad_(f)
-
-
-def _synflow(model: nn.Module, net: Network, counts: dict[str, int] | int,
-             active: list[bool], rounds: int, invert: bool = False) -> list[np.ndarray]:
-    """Iterative SynFlow. Work per round beyond the two passes is proportional to the weights
-    still kept: the masked weights are updated in place and only kept positions are scored."""
-    eff = [w.detach().to("cpu", torch.float64, copy=True).abs_() for w in
-           _weights(model, net.names)]
-    flat_eff = [w.numpy().reshape(-1) for w in eff]  # views: zeroing them masks ``eff``
-    kept_idx = [np.arange(layer.params, dtype=np.int64) for layer in net.layers]
-    act = [i for i, a in enumerate(active) if a]
-    total = sum(net.layers[i].params for i in act)
-    for k in range(1, rounds + 1):
-        frac = k / rounds
-        grads = _flow(net, eff)
-        scores = [flat_eff[i][kept_idx[i]] * grads[i].numpy().reshape(-1)[kept_idx[i]]
-                  for i in range(len(eff))]
-        if invert:  # score inversion: each round keeps its lowest scores
-            scores = [-s for s in scores]
-        if isinstance(counts, int):
-            current = sum(kept_idx[i].size for i in act)
-            target = counts if k == rounds or not total else int(round(
-                total * (counts / total) ** frac))
-            target = max(counts, min(current, target))
-            keep = _top_k(np.concatenate([scores[i] for i in act]) if act else np.zeros(0),
-                          None, target)
-            start, picks = 0, {}
-            for i in act:
-                n = kept_idx[i].size
-                picks[i] = keep[start:start + n]
-                start += n
-        else:
-            picks = {}
-            for i in act:
-                layer = net.layers[i]
-                c = counts[layer.name]
-                t = c if k == rounds else int(round(layer.params * (c / layer.params) ** frac))
-                picks[i] = _top_k(scores[i], None, max(c, min(kept_idx[i].size, t)))
-        for i, pick in picks.items():
-            flat_eff[i][kept_idx[i][~pick]] = 0.0
-            kept_idx[i] = kept_idx[i][pick]
-    out = []
-    for layer, idx in zip(net.layers, kept_idx, strict=True):
-        m = np.zeros(layer.params, dtype=bool)
-        m[idx] = True
-        out.append(m.reshape(layer.shape))
-    return out

@@ -106,6 +106,20 @@ class Kind:
         (all at one common scale)."""
         raise NotImplementedError
 
+    def flow_explicit(self, node: Any) -> bool:
+        """Whether the kind gives the backward of :meth:`flow` for this node itself
+        (:meth:`flow_vjp`; its :meth:`flow` then returns a fresh tensor); otherwise the walker
+        differentiates :meth:`flow` with autograd."""
+        return False
+
+    def flow_vjp(self, f: Any, node: Any, plan: Any, ins: list[Any], grad: Any,
+                 need: list[bool], need_weight: bool) -> tuple[list[Any], Any]:
+        """The backward of :meth:`flow` for the gradient ``grad`` at the output: per input the
+        gradient (None where ``need`` is False or it is zero), and the weight's gradient (None
+        unless ``need_weight``) in the layout :meth:`FlowWalk.support
+        <sparsegraph.graph.walker.FlowWalk.support>` describes."""
+        raise NotImplementedError
+
     # -- units ----------------------------------------------------------------------------
     def unit_axis(self, node: Any, in_axes: list[int]) -> int:
         """The axis of the node's tensor whose positions are its units (channels, features)."""

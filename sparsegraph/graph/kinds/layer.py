@@ -32,6 +32,7 @@ from .. import _kernels_flat as KF
 from .. import _kernels_linear as KL
 from .._bits import Bits, full_line
 from . import Kind, bad
+from .layer_flow import gemm_form, gemm_forward, gemm_vjp
 
 __all__ = ["KINDS", "bag_nodes", "flat", "from_native", "native_shape", "new_rows",
            "scatter_effective", "to_native", "use_mask"]
@@ -293,7 +294,16 @@ class LayerUse(Kind):
         w.add_effective(node, eff)
 
     # -- flow -----------------------------------------------------------------------------
+    def flow_explicit(self, node):
+        return gemm_form(node)
+
+    def flow_vjp(self, f, node, plan, ins, grad, need, need_weight):
+        dx, dw = gemm_vjp(f, node, ins[0], grad, need[0], need_weight)
+        return [dx], dw
+
     def flow(self, f, node, plan, ins):
+        if gemm_form(node):
+            return gemm_forward(f, node, ins[0])
         torch = f.torch
         F = torch.nn.functional
         op = plan[0]
