@@ -13,6 +13,7 @@ pytest.importorskip("sklearn")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["sparse_mlp_digits.py", "sparse_cnn_digits.py"])
 def test_example_runs_quick(script):
     out = subprocess.run([sys.executable, str(EXAMPLES / script), "--quick"],
@@ -27,6 +28,7 @@ def test_example_runs_quick(script):
     assert "exactly zero after training" in out.stdout
 
 
+@pytest.mark.slow
 def test_pruning_similarity_example_quick(tmp_path):
     png = tmp_path / "similarity.png"
     out = subprocess.run([sys.executable, str(EXAMPLES / "pruning_similarity_digits.py"),

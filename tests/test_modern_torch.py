@@ -123,6 +123,7 @@ def _run(*args, cwd):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_on_the_modern_builtins(tmp_path):
     gen = _run("generate", "mobilenet_v3_small", "--scheme", "erk", "--density", "0.01", "-o",
                "m.safetensors", cwd=tmp_path)

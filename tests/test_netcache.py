@@ -68,6 +68,7 @@ def test_damaged_entry_is_a_miss(tmp_path, monkeypatch):
     assert netcache.load("lenet5", (1, 1, 28, 28)) is None
 
 
+@pytest.mark.slow
 def test_warm_audit_does_not_import_torch(tmp_path):
     env = {**os.environ, "SPARSEGRAPH_CACHE_DIR": str(tmp_path / "cache")}
     code = ("import sys, json\n"

@@ -34,7 +34,9 @@ def test_exactly_two_setup_commands_and_ci_runs_the_second():
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
     assert commands[1] in extracted
-    assert "README" in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "README" in ci
+    assert '-m "not slow"' in commands[1] and "pytest -n 2 -m slow" in ci  # nothing unchecked
 
 
 @pytest.mark.parametrize("command", setup_commands()[:1] + re.findall(

@@ -277,7 +277,7 @@ PINNED = {
     ("vgg11", 0.05, 10, "igq"):
         "99d435ab744106cd13f4a7801b0a10d356c1156c912bc8439c7e61d09be7e169",
 }
-_SLOW = {("resnet20", 0.01, 100, None), ("vgg11", 0.01, 100, None)}
+_SLOW = {("resnet20", 0.01, 100, None), ("resnet20", 0.1, 20, None), ("vgg11", 0.01, 100, None)}
 
 
 def _synflow_masks(name: str, density: float, rounds: int, quotas: str | None):
