@@ -148,14 +148,20 @@ CHILD = textwrap.dedent(
 )
 
 
-def billion_mlp() -> bool:
-    width, depth, density = 15_812, 4, 0.001
+def run_child(width: int, depth: int, density: float) -> dict:
+    """Run :data:`CHILD` in a fresh interpreter on a ``depth x (width x width)`` MLP; its
+    JSON record (params, kept, sample_s, total_s, peak_bytes)."""
     env = dict(os.environ, OMP_NUM_THREADS="2", NUMBA_NUM_THREADS="2")
     proc = subprocess.run([sys.executable, "-c", CHILD, str(width), str(depth), str(density)],
                           capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise SystemExit(f"the 1e9-weight child failed (exit {proc.returncode}):\n{proc.stderr}")
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"the MLP child failed (exit {proc.returncode}):\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def billion_mlp() -> bool:
+    width, depth, density = 15_812, 4, 0.001
+    r = run_child(width, depth, density)
     gib = r["peak_bytes"] / 2**30
     print(f"MLP {depth} x ({width} x {width}) = {r['params']:,} weights, ERK density {density}, "
           f"sparse form: {r['kept']:,} kept")
