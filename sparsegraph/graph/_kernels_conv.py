@@ -41,6 +41,7 @@ from ._kernels_rows import (
     next_kept,
     normalise,
     or_into,
+    or_words,
     pass_rows,
     prep,
     setbit,
@@ -526,9 +527,7 @@ def conv_backward(m8, m64, e8, e64, acc_fwd, written, n, cin_g, cout_g, st_fi, m
                         if m8[o * n + j] != 0:
                             tset(acc, g, j, 1)
                 else:
-                    nw = n >> 3
-                    for w in range(nw):
-                        acc[g, w] |= m64[o * nw + w]
+                    or_words(acc[g], m64[o * (n >> 3):(o + 1) * (n >> 3)])
                 gathered[g] += 1
                 if gathered[g] == check[g]:
                     check[g] *= 2

@@ -21,6 +21,7 @@ from ._kernels_rows import (
     keep_row_gather,
     normalise,
     or_into,
+    or_words,
     pass_rows,
     prep,
     setbit,
@@ -123,9 +124,7 @@ def linear_backward(m8, m64, e8, e64, acc_fwd, written, n, st_fi, st_bo,
                 if m8[o * n + j] != 0:
                     tset(acc, 0, j, 1)
         else:
-            nw = n >> 3
-            for w in range(nw):
-                acc[0, w] |= m64[o * nw + w]
+            or_words(acc[0], m64[o * (n >> 3):(o + 1) * (n >> 3)])
         gathered += 1
         if gathered == check:
             check *= 2

@@ -127,6 +127,14 @@ def or_into(dst, src):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def or_words(dst, src):  # pragma: no cover - compiled
+    """``dst |= src`` (1-d word arrays of one length; slices of a row are vectorised, where
+    indices like ``base + w`` into a whole buffer are not)."""
+    for w in range(dst.shape[0]):
+        dst[w] |= src[w]
+
+
+@njit(cache=True)
 def copy_into(dst, src):  # pragma: no cover - compiled
     """``dst = src`` (bitmaps of one shape)."""
     for y in range(dst.shape[0]):
@@ -361,17 +369,19 @@ def pass_rows(m8, m64, e8, e64, n, rows_g, keep, sel, acc, write, hits):  # prag
         ag = acc[g]
         for o in range(g * rows_g, (g + 1) * rows_g):
             b = o * nw
+            src = m64[b:b + nw]
             h = ZERO
             if write:
+                dst = e64[b:b + nw]
                 for w in range(nw):
-                    v = m64[b + w]
-                    e64[b + w] = v & kg[w]
+                    v = src[w]
+                    dst[w] = v & kg[w]
                     h |= v & sg[w]
                     ag[w] |= v
                     bad |= v
             else:
                 for w in range(nw):
-                    h |= m64[b + w] & sg[w]
+                    h |= src[w] & sg[w]
             hits[o] = h != ZERO
     return bad
 
@@ -388,9 +398,11 @@ def copy_rows(e8, e64, m8, m64, o0, o1, n):  # pragma: no cover - compiled
             bad |= np.uint64(v)
         return bad
     nw = n >> 3
-    for q in range(o0 * nw, o1 * nw):
-        v = m64[q]
-        e64[q] = v
+    src = m64[o0 * nw:o1 * nw]
+    dst = e64[o0 * nw:o1 * nw]
+    for q in range(src.shape[0]):
+        v = src[q]
+        dst[q] = v
         bad |= v
     return bad
 
@@ -408,10 +420,12 @@ def keep_row(e8, e64, m8, m64, o, n, keep, g):  # pragma: no cover - compiled
             bad |= np.uint64(v)
         return bad
     nw = n >> 3
-    b = o * nw
+    src = m64[o * nw:(o + 1) * nw]
+    dst = e64[o * nw:(o + 1) * nw]
+    kg = keep[g]
     for w in range(nw):
-        v = m64[b + w]
-        e64[b + w] = v & keep[g, w]
+        v = src[w]
+        dst[w] = v & kg[w]
         bad |= v
     return bad
 
@@ -432,11 +446,14 @@ def keep_row_gather(e8, e64, m8, m64, o, n, keep, g, acc):  # pragma: no cover -
                 e8[b + j] = 0
         return bad
     nw = n >> 3
-    b = o * nw
+    src = m64[o * nw:(o + 1) * nw]
+    dst = e64[o * nw:(o + 1) * nw]
+    kg = keep[g]
+    ag = acc[g]
     for w in range(nw):
-        v = m64[b + w]
-        e64[b + w] = v & keep[g, w]
-        acc[g, w] |= v
+        v = src[w]
+        dst[w] = v & kg[w]
+        ag[w] |= v
         bad |= v
     return bad
 
@@ -449,8 +466,9 @@ def zero_rows(e8, e64, o0, o1, n):  # pragma: no cover - compiled
             e8[q] = 0
         return
     nw = n >> 3
-    for q in range(o0 * nw, o1 * nw):
-        e64[q] = ZERO
+    dst = e64[o0 * nw:o1 * nw]
+    for q in range(dst.shape[0]):
+        dst[q] = ZERO
 
 
 @njit(cache=True)
