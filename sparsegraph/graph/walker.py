@@ -48,19 +48,6 @@ def plans(net: Network) -> tuple[list[Any], bool]:
     return cached
 
 
-_RESULT_WORDS: weakref.WeakKeyDictionary[Network, int] = weakref.WeakKeyDictionary()
-_NO_WORDS = np.empty(0, dtype=np.uint64)
-
-
-def _result_words(net: Network) -> int:
-    """Words enough for the effective masks of every layer use, each in whole words."""
-    got = _RESULT_WORDS.get(net)
-    if got is None:
-        got = _RESULT_WORDS[net] = sum(((math.prod(layer.shape) + 7) >> 3)
-                                       * len(net.uses(layer.name)) for layer in net.layers)
-    return got
-
-
 class _Uses:
     """What every walk offers the kinds."""
 
@@ -99,8 +86,6 @@ class BitsWalk(_Uses):
         self._kflat: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._vec: dict[tuple[int, int], np.ndarray] = {}
         self._eff: dict[int, np.ndarray] = {}
-        self._arena: np.ndarray | None = None
-        self._used = 0
         #: what a kind's forward rule leaves for its backward rule, by node id
         self.carry: dict[int, Any] = {}
 
@@ -122,29 +107,6 @@ class BitsWalk(_Uses):
         if m is None:
             m = self._kflat[node.id] = flat(self.kernel_mask(node))
         return m
-
-    def new_result(self, size: int, words: bool) -> tuple[np.ndarray, np.ndarray]:
-        """An uninitialised flat uint8 buffer of ``size`` bytes for a use's effective mask,
-        and the same bytes as uint64 words when ``words`` (else an empty array; see
-        :func:`~sparsegraph.graph.kinds.layer.flat`).
-
-        The buffers of one walk are consecutive slices of one allocation, sized once for all
-        layer uses. Fresh pages cost a fault each (on a VM, about as much as reading the page
-        many times over), and one block the size of all results is what the allocator hands
-        back to the next walk once the previous results are dropped; per-layer blocks were
-        returned to the system and faulted in again on every call.
-        """
-        nw = (size + 7) >> 3
-        if self._arena is None:
-            self._arena = np.empty(_result_words(self.net), dtype=np.uint64)
-        if self._used + nw > self._arena.shape[0]:  # not planned for: a buffer of its own
-            e64 = np.empty(nw, dtype=np.uint64)
-        else:
-            e64 = self._arena[self._used:self._used + nw]
-            self._used += nw
-        if words:
-            return e64.view(np.uint8), e64
-        return e64.view(np.uint8)[:size], _NO_WORDS
 
     def rowany(self, node: Any) -> np.ndarray:
         """Per output unit, whether it keeps any weight (bool)."""

@@ -109,9 +109,7 @@ def effective_masks(net: Network, masks: Mapping[str, Any]) -> dict[str, np.ndar
     alive, a backward pass that reads each row once while writing the result, and work
     proportional to the pixels of channels that are neither all alive nor all dead (rare at
     practical densities). ``effective_masks(net, effective_masks(net, m))`` equals
-    ``effective_masks(net, m)``, and the result is a subset of the kept weights. The arrays of
-    one call share one allocation (one block is far cheaper to get than one per layer), so
-    keeping any of them keeps the memory of all; copy the ones you keep to free the rest.
+    ``effective_masks(net, m)``, and the result is a subset of the kept weights.
 
     Examples
     --------

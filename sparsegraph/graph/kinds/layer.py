@@ -469,6 +469,14 @@ _NO_BYTES = np.zeros(0, dtype=np.uint8)
 _NO_ACC = np.zeros((1, 1), dtype=np.uint64)
 
 
+def _new_flat(size: int, words: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A new flat uint8 buffer of ``size`` bytes and its words (see :func:`flat`)."""
+    if words:
+        e64 = np.empty(size >> 3, dtype=np.uint64)
+        return e64.view(np.uint8), e64
+    return np.empty(size, dtype=np.uint8), _NO_WORDS
+
+
 def _rows_forward(w, node, cp, x, record):
     """Forward rule of the uses that the row kernels serve (a Linear layer on a vector, 1-d and
     2-d convolutions); with ``record``, the kernel also writes the effective mask for the case
@@ -477,7 +485,7 @@ def _rows_forward(w, node, cp, x, record):
     m8, m64 = w.kernel_flat(node)
     groups, n = cp[1], cp[2]
     if record:
-        e8, e64 = w.new_result(m8.shape[0], m64.shape[0] > 0)
+        e8, e64 = _new_flat(m8.shape[0], m64.shape[0] > 0)
         acc = np.zeros((groups, (n + 7) >> 3), dtype=np.uint64)
         w.carry[node.id] = (e8, e64, acc)
     else:
@@ -505,7 +513,7 @@ def _rows_backward(w, node, cp, fwd, out, acc_in):
     if written:
         e8, e64, acc = got
     else:
-        (e8, e64), acc = w.new_result(m8.shape[0], m64.shape[0] > 0), _NO_ACC
+        (e8, e64), acc = _new_flat(m8.shape[0], m64.shape[0] > 0), _NO_ACC
     if cp[0] == "vector":
         KL.linear_backward(m8, m64, e8, e64, acc, written, cp[2], fwd.rows()[0], out.rows()[0],
                            acc_in.st)
