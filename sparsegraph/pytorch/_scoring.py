@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import MaskError
+from ._select import keep_mask
 
 __all__: list[str] = []
 
@@ -28,8 +29,9 @@ def _top_k(flat: np.ndarray, eligible: np.ndarray | None, k: int) -> np.ndarray:
     """Bool mask of the ``k`` highest eligible scores, ties broken by the lowest position.
 
     The same set as the first ``k`` of a stable sort of ``-score``, found in linear time: the
-    k-th largest value ``t`` by ``np.partition``, every score above ``t``, then the first of
-    the scores equal to ``t`` by position. NaN ranks below every number.
+    k-th largest value ``t`` (:func:`sparsegraph.pytorch._select.threshold`), every score
+    above ``t``, then the first of the scores equal to ``t`` by position. NaN ranks below
+    every number.
     """
     flat = np.asarray(flat, dtype=np.float64).reshape(-1)
     if eligible is not None:
@@ -37,18 +39,7 @@ def _top_k(flat: np.ndarray, eligible: np.ndarray | None, k: int) -> np.ndarray:
         keep = np.zeros(flat.size, dtype=bool)
         keep[idx[_top_k(flat[idx], None, k)]] = True
         return keep
-    n = flat.size
-    if k <= 0:
-        return np.zeros(n, dtype=bool)
-    if k >= n:
-        return np.ones(n, dtype=bool)
-    if np.isnan(flat).any():
-        flat = np.where(np.isnan(flat), -np.inf, flat)
-    t = np.partition(flat, n - k)[n - k]
-    keep = flat > t
-    ties = np.flatnonzero(flat == t)[: k - int(np.count_nonzero(keep))]
-    keep[ties] = True
-    return keep
+    return keep_mask(flat, k)
 
 
 def _top_global(scores: list[np.ndarray], eligible: list[np.ndarray], k: int) -> list[np.ndarray]:

@@ -29,7 +29,8 @@ from .._args import check_masks, check_network, suggest, to_numpy
 from ..errors import MaskError
 from ..graph.network import Network
 from ..graph.walker import FlowWalk, Scaled, _common
-from ._scoring import _top_k, _weights
+from ._scoring import _weights
+from ._select import compact, threshold
 
 __all__ = ["synflow_scores"]
 
@@ -145,40 +146,44 @@ def _synflow(model: nn.Module, net: Network, counts: dict[str, int] | int,
     kept_w = [f.copy() for f in flat_eff]  # |w| at the kept positions, in their order
     act = [i for i, a in enumerate(active) if a]
     total = sum(net.layers[i].params for i in act)
+    buf = np.empty(total, dtype=np.float64)  # the active layers' scores, in layer order
     for k in range(1, rounds + 1):
         frac = k / rounds
         grads = _flow(net, eff, kept_idx)
-        scores = [kept_w[i] * grads[i].numpy() for i in range(len(eff))]
+        start, spans = 0, {}
+        for i in act:
+            n = kept_idx[i].size
+            spans[i] = buf[start:start + n]
+            np.multiply(kept_w[i], grads[i].numpy(), out=spans[i])
+            start += n
         if invert:  # score inversion: each round keeps its lowest scores
-            scores = [-s for s in scores]
+            np.negative(buf[:start], out=buf[:start])
+        need = 0
         if isinstance(counts, int):
-            current = sum(kept_idx[i].size for i in act)
             target = counts if k == rounds or not total else int(round(
                 total * (counts / total) ** frac))
-            target = max(counts, min(current, target))
-            keep = _top_k(np.concatenate([scores[i] for i in act]) if act else np.zeros(0),
-                          None, target)
-            start, picks = 0, {}
-            for i in act:
-                n = kept_idx[i].size
-                picks[i] = keep[start:start + n]
-                start += n
-        else:
-            picks = {}
-            for i in act:
+            t, need = _threshold(buf[:start], max(counts, min(start, target)))
+        for i in act:
+            if not isinstance(counts, int):
                 layer = net.layers[i]
                 c = counts[layer.name]
-                t = c if k == rounds else int(round(layer.params * (c / layer.params) ** frac))
-                picks[i] = _top_k(scores[i], None, max(c, min(kept_idx[i].size, t)))
-        for i, pick in picks.items():
-            if pick.all():
-                continue
-            flat_eff[i][kept_idx[i][~pick]] = 0.0
-            kept_idx[i] = kept_idx[i][pick]
-            kept_w[i] = kept_w[i][pick]
+                target = c if k == rounds else int(round(layer.params * (c / layer.params) ** frac))
+                t, need = _threshold(spans[i], max(c, min(spans[i].size, target)))
+            kept, need = compact(spans[i], kept_idx[i], kept_w[i], flat_eff[i], t, need)
+            kept_idx[i] = kept_idx[i][:kept]
+            kept_w[i] = kept_w[i][:kept]
     out = []
     for layer, idx in zip(net.layers, kept_idx, strict=True):
         m = np.zeros(layer.params, dtype=bool)
         m[idx] = True
         out.append(m.reshape(layer.shape))
     return out
+
+
+def _threshold(scores: np.ndarray, k: int) -> tuple[float, int]:
+    """:func:`~sparsegraph.pytorch._select.threshold` of ``scores``, with NaN replaced by
+    ``-inf`` in place when there is any."""
+    t, need, flat = threshold(scores, k)
+    if flat is not scores:
+        scores[:] = flat
+    return t, need

@@ -195,19 +195,36 @@ class Index(Kind):
             g = g.transpose(np.argsort(perm))
         accs[0].or_flat(np.ascontiguousarray(g))
 
+    # The flow sums each output's window: along an axis whose windows are strided runs
+    # (pooling, padding, slicing: window ``i`` reads ``i * s + off + j * d``, ``j < k``, within
+    # the input) by ``k <= 16`` strided adds, and the same adds transposed for its backward;
+    # along any other (global reductions, cumulative sums, nearest upsampling) by the window
+    # matrix, whose backward is its transpose.
+    def flow_explicit(self, node):
+        return any(win is not None for win in node.params["windows"])
+
     def flow(self, f, node, plan, ins):
-        torch = f.torch
         x = ins[0]
         perm, wins = node.params["perm"], node.params["windows"]
         if perm != tuple(range(len(perm))):
             x = x.permute(perm)
         for k, win in enumerate(wins):
             if win is not None:
-                n_in = x.shape[k]
-                mat = f.cached(("win", node.id, k), lambda win=win, n_in=n_in: _window_matrix(
-                    torch, win, n_in))
-                x = torch.movedim(torch.movedim(x, k, -1) @ mat.T, -1, k)
+                x = _window_sum(f, node, k, win, x.shape[k], x, False)
         return x
+
+    def flow_vjp(self, f, node, plan, ins, grad, need, need_weight):
+        if not need[0]:
+            return [None], None
+        perm, wins = node.params["perm"], node.params["windows"]
+        g = grad
+        sizes = [f.shape_of(node.inputs[0])[p] for p in perm]  # the input's axes, permuted
+        for k in reversed(range(len(wins))):
+            if wins[k] is not None:
+                g = _window_sum(f, node, k, wins[k], sizes[k], g, True)
+        if perm != tuple(range(len(perm))):
+            g = g.permute(tuple(np.argsort(perm)))
+        return [g], None
 
     def unit_axis(self, node, in_axes):
         return node.params["perm"].index(in_axes[0])
@@ -220,6 +237,75 @@ class Index(Kind):
         ptr, idx = win
         dst = np.repeat(np.arange(ptr.shape[0] - 1), np.diff(ptr))
         return [(0, idx, dst, 1.0, False)]
+
+
+_MAX_TAPS = 16  # longer strided windows (global reductions) take the window matrix
+
+
+def _window_sum(f: Any, node: Any, k: int, win: tuple[np.ndarray, np.ndarray], n_in: int,
+                x: Any, back: bool) -> Any:
+    """Along axis ``k``: every output position the sum of its window of ``x`` (``back``: the
+    transpose, the gradient at the output ``x`` sent to the ``n_in`` input positions). The
+    result is a fresh tensor (or a view of one)."""
+    torch = f.torch
+    geo = f.cached(("strided", node.id, k), lambda: _strided(win, n_in))
+    if geo is None or geo[3] > _MAX_TAPS:
+        mat = f.cached(("win", node.id, k), lambda: _window_matrix(torch, win, n_in))
+        return torch.movedim(torch.movedim(x, k, -1) @ (mat if back else mat.T), -1, k)
+    s, off, d, taps = geo
+    n_out = win[0].shape[0] - 1
+    before = max(0, -off)
+    size = max(n_in + before, (n_out - 1) * s + off + (taps - 1) * d + 1 + before)
+    lead = (slice(None),) * k
+
+    def tap(j: int) -> tuple:
+        start = before + off + j * d
+        return lead + (slice(start, start + (n_out - 1) * s + 1, s),)
+
+    shape = list(x.shape)
+    shape[k] = size
+    if back:
+        dxp = x.new_zeros(shape)
+        for j in range(taps):
+            dxp[tap(j)] += x
+        return dxp.narrow(k, before, n_in)
+    xp = x
+    if size != n_in:
+        xp = x.new_zeros(shape)
+        xp.narrow(k, before, n_in).copy_(x)
+    y = xp[tap(0)].clone()
+    for j in range(1, taps):
+        y += xp[tap(j)]
+    return y
+
+
+def _strided(win: tuple[np.ndarray, np.ndarray], n_in: int) -> tuple[int, int, int, int] | None:
+    """``(s, off, d, k)`` when window ``i`` of the CSR ``win`` is exactly the positions
+    ``i * s + off + j * d`` (``j < k``) that lie in ``[0, n_in)``, in that order; else None."""
+    ptr, idx = win
+    n_out = ptr.shape[0] - 1
+    sizes = np.diff(ptr)
+    if n_out == 0 or sizes.max() == 0:
+        return None
+    k = int(sizes.max())
+    full = np.flatnonzero(sizes == k)
+    i0, first = int(full[0]), int(idx[ptr[full[0]]])
+    d = int(idx[ptr[i0] + 1]) - first if k > 1 else 1
+    s = 1
+    if full.size > 1:
+        step, rest = divmod(int(idx[ptr[full[1]]]) - first, int(full[1]) - i0)
+        if rest:
+            return None
+        s = step
+    if d < 1 or s < 1:
+        return None
+    pos = (np.arange(n_out, dtype=np.int64)[:, None] * s + (first - i0 * s)
+           + np.arange(k, dtype=np.int64)[None, :] * d)
+    inside = (pos >= 0) & (pos < n_in)
+    if not (np.array_equal(np.cumsum(inside.sum(1)), ptr[1:]) and
+            np.array_equal(pos[inside], idx)):
+        return None
+    return s, first - i0 * s, d, k
 
 
 def _window_matrix(torch: Any, win: tuple[np.ndarray, np.ndarray], n_in: int) -> Any:
