@@ -16,30 +16,32 @@ from numba import njit
 __all__ = ["block_positions", "support_lines"]
 
 
+@njit(cache=True, inline="always")
+def _row_of(s, start, r, row_len):  # pragma: no cover - compiled
+    """Follow the row as positions ascend: ``(start, r)`` of the row holding position ``s``,
+    from those of the row holding the previous position."""
+    while s >= start + row_len:
+        start += row_len
+        r += 1
+    return start, r
+
+
 @njit(cache=True)
 def support_lines(support, row_len, chan_of, row_hit, chan_hit):  # pragma: no cover - compiled
     """Mark ``row_hit[r]`` and ``chan_hit[chan_of[c]]`` (uint8, zeroed on entry) for every
     supported position ``r * row_len + c`` (``support``: int64, ascending)."""
-    r = 0
-    start = 0
+    start, r = 0, 0
     for p in range(support.size):
-        s = support[p]
-        while s >= start + row_len:
-            start += row_len
-            r += 1
+        start, r = _row_of(support[p], start, r, row_len)
         row_hit[r] = 1
-        chan_hit[chan_of[s - start]] = 1
+        chan_hit[chan_of[support[p] - start]] = 1
 
 
 @njit(cache=True)
 def block_positions(support, row_len, row_rank, col_of, block_len, pos):  # pragma: no cover
     """``pos[p] = row_rank[r] * block_len + col_of[c]`` for the supported position
     ``support[p] = r * row_len + c`` (int64, ascending): its flat place in the block."""
-    r = 0
-    start = 0
+    start, r = 0, 0
     for p in range(support.size):
-        s = support[p]
-        while s >= start + row_len:
-            start += row_len
-            r += 1
-        pos[p] = row_rank[r] * block_len + col_of[s - start]
+        start, r = _row_of(support[p], start, r, row_len)
+        pos[p] = row_rank[r] * block_len + col_of[support[p] - start]
