@@ -72,7 +72,7 @@ def gemm_ratio() -> float:
     return float(np.median(ratios))
 
 
-def record_rounds(net: sg.Network) -> list[list[int]]:
+def record_rounds() -> list[list[int]]:
     """Record, every round, the kept count of each layer (wraps the private flow function the
     pruner calls once per round; it adds nothing measurable)."""
     from sparsegraph.pytorch import synflow as sf
@@ -108,13 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model, x = sg.build_model(args.model)
-    sg.trace(model, x)  # the trace is cached per model: a user's second call does not pay it
-    total = sum(int(np.prod(layer.shape)) for layer in sg.trace(model, x).layers)
-
-    net = sg.trace(model, x)
+    net = sg.trace(model, x)  # cached per model: a user's second call does not pay it
     params = np.array([layer.params for layer in net.layers], dtype=np.float64)
+    total = int(params.sum())
     per_weight = macs_per_weight(net)
-    rounds_kept = record_rounds(net)
+    rounds_kept = record_rounds()
 
     base1 = dense_passes(model, x.clone(), args.rounds)
     with warnings.catch_warnings():
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     base2 = dense_passes(model, x.clone(), args.rounds)
     base = (base1 + base2) / 2
     kept = sum(int(np.count_nonzero(m)) for m in masks.values())
-    kept_w = [sum(r) / params.sum() for r in rounds_kept]
+    kept_w = [sum(r) / total for r in rounds_kept]
     kept_macs = [float(np.dot(r, per_weight)) / float(np.dot(params, per_weight))
                  for r in rounds_kept]
     wide = per_weight >= math.prod(x.shape[2:]) / 16  # where the equal-row classes apply

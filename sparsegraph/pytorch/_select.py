@@ -60,10 +60,11 @@ def _keep(flat, t, need, keep):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _compact(scores, idx, w, zero, t, need):  # pragma: no cover - compiled
-    """Keep the entries ``p`` of ``idx`` and ``w`` whose score passes (as in :func:`_keep`),
-    moved to the front in their order; set ``zero[idx[p]] = 0`` for the others. Returns the
-    number kept and the ties still to keep."""
+def compact(scores, idx, w, zero, t, need):  # pragma: no cover - compiled
+    """In place: the entries of ``idx`` (int64) and ``w`` (float64) whose score (``scores``,
+    float64, aligned with them) is above ``t``, or equal to it among the first ``need`` such
+    (as in :func:`_keep`), move to the front in their order; ``zero`` (float64, indexed by
+    ``idx``) is set to 0 at the others. Returns ``(kept, ties still to keep)``."""
     j = 0
     for p in range(scores.size):
         x = scores[p]
@@ -101,8 +102,7 @@ def threshold(flat: np.ndarray, k: int) -> tuple[float, int, np.ndarray]:
     if k <= 0:
         return math.inf, 0, flat
     if k >= n:
-        return -math.inf, n, (np.where(np.isnan(flat), -np.inf, flat) if np.isnan(flat).any()
-                              else flat)
+        return -math.inf, n, _nan_lowest(flat)
     r = n - k  # rank of t from below (0-based)
     if n > _DIRECT:
         stride = max(1, n // _SAMPLE)
@@ -118,17 +118,23 @@ def threshold(flat: np.ndarray, k: int) -> tuple[float, int, np.ndarray]:
         buf = np.empty(min(cap, n), dtype=np.float64)
         below, inside, nan = _bracket(flat, lo, hi, buf)
         if nan:
-            return threshold(np.where(np.isnan(flat), -np.inf, flat), k)
+            return threshold(_nan_lowest(flat), k)
         if inside <= buf.size and below <= r < below + inside:
             mid = buf[:inside]
             mid.partition(r - below)
             t = float(mid[r - below])
             above = n - below - int(np.count_nonzero(mid <= t))
             return t, k - above, flat
-    elif np.isnan(flat).any():
-        flat = np.where(np.isnan(flat), -np.inf, flat)
+    else:
+        flat = _nan_lowest(flat)
     t = float(np.partition(flat, r)[r])
     return t, k - int(np.count_nonzero(flat > t)), flat
+
+
+def _nan_lowest(flat: np.ndarray) -> np.ndarray:
+    """``flat`` with NaN replaced by ``-inf`` (a copy), or ``flat`` itself when it holds none."""
+    nan = np.isnan(flat)
+    return np.where(nan, -np.inf, flat) if nan.any() else flat
 
 
 def keep_mask(flat: np.ndarray, k: int) -> np.ndarray:
@@ -140,11 +146,3 @@ def keep_mask(flat: np.ndarray, k: int) -> np.ndarray:
     _keep(flat, t, need, keep)
     return keep
 
-
-def compact(scores: np.ndarray, idx: np.ndarray, w: np.ndarray, zero: np.ndarray, t: float,
-            need: int) -> tuple[int, int]:
-    """In place: the entries of ``idx`` (int64) and ``w`` (float64) whose score (``scores``,
-    float64, aligned with them) is above ``t``, or equal to it among the first ``need`` such,
-    move to the front in their order; ``zero`` (float64, indexed by ``idx``) is set to 0 at
-    the others. Returns ``(kept, ties still to keep)``."""
-    return _compact(scores, idx, w, zero, t, need)
